@@ -1,0 +1,36 @@
+"""The `python -m gta_core` command line.
+
+Each sub-command lives beside the code it drives and exposes
+`register(subparsers)`, which adds its parser and sets `func`. Adding a
+command means adding its module to COMMAND_MODULES.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMAND_MODULES = (
+    "gta_core.commands",      # models, flops, info
+    "gta_core.data.synth",    # synth
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m gta_core",
+        description="GTA Lens: Global Temporal Attention models, checkpoints and data.",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,261 @@
+"""What each inserted block exposes for visualisation.
+
+`capture(model, clip)` runs the model once and returns its logits plus one
+typed record per inserted block. Attention weights are read with forward
+hooks on the blocks' named softmax modules (`attend`, `regions`) and hook
+points (`mixed_regions`); the hooks keep references, never copies, so a
+capture costs the memory of the weights it keeps, not extra compute, and it
+cannot change the logits. Every handle is removed afterwards, also when the
+forward raises.
+
+Coordinates: a query (t, y, x) is given on the block's feature grid (H, W).
+NL and SA keys live on the 2×2-pooled grid (h, w) = (⌈H/2⌉, ⌈W/2⌉).
+"""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import torch
+from einops import rearrange
+from torch import nn
+
+from .layers import DecoupledAttention, GlobalTemporalAttention, GTABlock, NonLocalBlock
+from .models import VideoNet
+
+
+@dataclass
+class SpatialMaps:
+    """SA weights: for each frame, every query pixel over the pooled key pixels."""
+
+    weights: torch.Tensor          # (B, T, H·W, h·w)
+    grid: tuple[int, int]          # (H, W) query grid
+    key_grid: tuple[int, int]      # (h, w) key grid
+
+    def map_at(self, t: int, y: int, x: int, batch: int = 0) -> torch.Tensor:
+        """(h, w) attention of query pixel (y, x) of frame t over that frame."""
+        row = self.weights[batch, t, y * self.grid[1] + x]
+        return row.reshape(self.key_grid)
+
+
+@dataclass
+class TemporalMaps:
+    """TA/TAPE weights: for each pixel, a T×T matrix (query frame × key frame)."""
+
+    weights: torch.Tensor          # (B, H, W, T, T)
+
+    def weights_at(self, t: int, y: int, x: int, batch: int = 0) -> torch.Tensor:
+        """(T,) weights of query frame t at pixel (y, x) over the T key frames."""
+        return self.weights[batch, y, x, t]
+
+    def mean_matrix(self, batch: int = 0) -> torch.Tensor:
+        """(T, T) weights averaged over pixels (the TA counterpart of Fig. 5)."""
+        return self.weights[batch].mean(dim=(0, 1))
+
+
+@dataclass
+class NonLocalRecord:
+    name: str
+    weights: torch.Tensor          # (B, T·H·W, T·h·w)
+    num_frames: int
+    grid: tuple[int, int]
+    key_grid: tuple[int, int]
+    kind: str = "nl"
+
+    def row(self, t: int, y: int, x: int, batch: int = 0) -> torch.Tensor:
+        """(T, h, w): the attention of query (t, y, x) over all of space-time (Fig. 1)."""
+        height, width = self.grid
+        query = (t * height + y) * width + x
+        return self.weights[batch, query].reshape(self.num_frames, *self.key_grid)
+
+
+@dataclass
+class DecoupledRecord:
+    """SA, TA, SA+TA (DNL) or SA+TAPE blocks."""
+
+    name: str
+    spatial: SpatialMaps | None
+    temporal: TemporalMaps | None
+    positional: bool               # TAPE
+    swapped: bool                  # captured with swapped projections (Fig. 7)
+    kind: str = "dnl"
+
+
+@dataclass
+class GTARecord:
+    name: str
+    spatial: SpatialMaps
+    # Learned matrices as (G, N_h, T, T): [group, head, output frame, input frame].
+    pixel_matrix: torch.Tensor | None
+    region_matrix: torch.Tensor | None
+    regions: torch.Tensor | None          # (B, T, K, H, W): G_R per frame, each map sums to 1
+    region_strength: torch.Tensor | None  # (B, K): mean norm of each region's GTA output
+    kind: str = "gta"
+
+    def regions_by_strength(self, batch: int = 0) -> list[int]:
+        """Region indices, strongest first."""
+        if self.region_strength is None:
+            return []
+        return torch.argsort(self.region_strength[batch], descending=True).tolist()
+
+    @staticmethod
+    def mean_abs(matrix: torch.Tensor) -> torch.Tensor:
+        """(T, T) mean |M̂| over groups and heads, as drawn in the paper's Fig. 5."""
+        return matrix.abs().mean(dim=(0, 1))
+
+
+AttentionRecord = NonLocalRecord | DecoupledRecord | GTARecord
+
+
+@dataclass
+class Capture:
+    logits: torch.Tensor                          # (B, num_classes)
+    records: dict[str, AttentionRecord] = field(default_factory=dict)
+
+    def nbytes(self) -> int:
+        """Bytes held by the tensors of all records."""
+        seen: dict[int, int] = {}
+        for record in self.records.values():
+            for value in _tensors(record):
+                seen[id(value)] = value.numel() * value.element_size()
+        return sum(seen.values())
+
+
+def _tensors(record) -> Iterator[torch.Tensor]:
+    for value in vars(record).values():
+        if isinstance(value, torch.Tensor):
+            yield value
+        elif isinstance(value, (SpatialMaps, TemporalMaps)):
+            yield from _tensors(value)
+
+
+def _as_group_head(matrix: torch.Tensor | None) -> torch.Tensor | None:
+    """Any GTA matrix layout -> (G, N_h, T, T)."""
+    if matrix is None:
+        return None
+    matrix = matrix.detach()
+    if matrix.dim() == 2:
+        return matrix[None, None]
+    if matrix.dim() == 3:
+        return matrix[:, None]
+    return matrix
+
+
+class _Recorder:
+    """Collects hook outputs and block input shapes by module, then builds records."""
+
+    def __init__(self) -> None:
+        self.outputs: dict[nn.Module, torch.Tensor] = {}
+        self.input_shapes: dict[nn.Module, torch.Size] = {}
+        self.handles: list[torch.utils.hooks.RemovableHandle] = []
+
+    def watch_output(self, module: nn.Module) -> None:
+        def hook(mod, args, output):
+            self.outputs[mod] = output.detach()
+        self.handles.append(module.register_forward_hook(hook))
+
+    def watch_input(self, module: nn.Module) -> None:
+        def hook(mod, args):
+            self.input_shapes[mod] = args[0].shape
+        self.handles.append(module.register_forward_pre_hook(hook))
+
+    def eject(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+        self.handles.clear()
+
+    # -- per block type
+
+    def attach(self, block: nn.Module) -> None:
+        if isinstance(block, NonLocalBlock):
+            self.watch_input(block)
+            self.watch_output(block.attend)
+        elif isinstance(block, (DecoupledAttention, GTABlock)):
+            for part in (block.spatial, block.temporal):
+                if part is None:
+                    continue
+                self.watch_input(part)
+                if isinstance(part, GlobalTemporalAttention):
+                    if part.region_assign is not None:
+                        self.watch_output(part.regions)
+                        self.watch_output(part.mixed_regions)
+                else:
+                    self.watch_output(part.attend)
+
+    def spatial_maps(self, part, batch: int, frames: int) -> SpatialMaps:
+        height, width = self.input_shapes[part][-2:]
+        weights = rearrange(self.outputs[part.attend], "(b t) q k -> b t q k", b=batch, t=frames)
+        return SpatialMaps(weights, (height, width), ((height + 1) // 2, (width + 1) // 2))
+
+    def temporal_maps(self, part, batch: int) -> TemporalMaps:
+        height, width = self.input_shapes[part][-2:]
+        weights = rearrange(self.outputs[part.attend], "(b h w) q k -> b h w q k", b=batch, h=height, w=width)
+        return TemporalMaps(weights)
+
+    def record(self, name: str, block: nn.Module, batch: int, frames: int, swapped: bool) -> AttentionRecord:
+        if isinstance(block, NonLocalBlock):
+            height, width = self.input_shapes[block][-2:]
+            return NonLocalRecord(
+                name, self.outputs[block.attend], frames, (height, width), ((height + 1) // 2, (width + 1) // 2)
+            )
+        if isinstance(block, DecoupledAttention):
+            return DecoupledRecord(
+                name,
+                spatial=self.spatial_maps(block.spatial, batch, frames) if block.spatial else None,
+                temporal=self.temporal_maps(block.temporal, batch) if block.temporal else None,
+                positional=block.temporal is not None and block.temporal.positional is not None,
+                swapped=swapped and block.spatial is not None and block.temporal is not None,
+            )
+        gta = block.temporal
+        regions = strength = None
+        if gta.region_assign is not None:
+            height, width = self.input_shapes[gta][-2:]
+            regions = rearrange(
+                self.outputs[gta.regions], "(b t) k (h w) -> b t k h w", b=batch, t=frames, h=height, w=width
+            )
+            mixed = rearrange(self.outputs[gta.mixed_regions], "(b k) t c -> b k t c", b=batch)
+            strength = mixed.norm(dim=-1).mean(dim=-1)
+        return GTARecord(
+            name,
+            spatial=self.spatial_maps(block.spatial, batch, frames),
+            pixel_matrix=_as_group_head(gta.pixel_matrix),
+            region_matrix=_as_group_head(gta.region_matrix),
+            regions=regions,
+            region_strength=strength,
+        )
+
+
+@contextlib.contextmanager
+def swapped_projections(model: VideoNet) -> Iterator[None]:
+    """Within the block, every DNL block runs SA with TA's θ, φ, g and vice versa.
+
+    It sets a flag on shared modules: callers that share a model between
+    threads must hold their own lock around it.
+    """
+    blocks = [b for b in model.temporal_blocks().values() if isinstance(b, DecoupledAttention)]
+    previous = [b.swap_projections for b in blocks]
+    try:
+        for block in blocks:
+            block.swap_projections = True
+        yield
+    finally:
+        for block, state in zip(blocks, previous):
+            block.swap_projections = state
+
+
+def capture(model: VideoNet, clip: torch.Tensor, swap_projections: bool = False) -> Capture:
+    """Logits of `clip` (B, 3, T, H, W) and an AttentionRecord per inserted block."""
+    blocks = model.temporal_blocks()
+    recorder = _Recorder()
+    swap = swapped_projections(model) if swap_projections else contextlib.nullcontext()
+    try:
+        for block in blocks.values():
+            recorder.attach(block)
+        with swap, torch.inference_mode():
+            logits = model(clip)
+    finally:
+        recorder.eject()
+    batch, frames = clip.shape[0], clip.shape[2]
+    records = {name: recorder.record(name, block, batch, frames, swap_projections) for name, block in blocks.items()}
+    return Capture(logits=logits, records=records)

@@ -1,0 +1,258 @@
+"""Checkpoints: a folder with `config.json` and `model.safetensors`.
+
+Loading is strict and never unpickles: weights come only through
+safetensors, whose header we check ourselves first (size, JSON, dtypes,
+offsets inside the file) so that a truncated, oversized or hostile file gets
+a clear error instead of an exception from deep inside a library.
+"""
+from __future__ import annotations
+
+import json
+import math
+import struct
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .models import VideoNet, VideoNetConfig
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+FORMAT = "gta-lens-checkpoint"
+FORMAT_VERSION = 1
+PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle", ".tar")
+MAX_CONFIG_BYTES = 1 << 20           # a config with 10k class names is ~0.5 MB
+MAX_HEADER_BYTES = 16 << 20          # safetensors' own limit is 100 MB; ours are far smaller
+MAX_WEIGHTS_BYTES = 2 << 30
+DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be loaded; the message names the file and the problem."""
+
+
+@dataclass
+class CheckpointConfig:
+    architecture: dict                  # VideoNetConfig fields
+    class_names: list[str]
+    model_name: str = ""                # registry name it was created from, for display
+    input_size: int = 224               # square crop side
+    resize_shorter: int = 256           # shorter side before the crop
+    mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
+    std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
+    sampling: str = "tsn"               # T segments; centre frame at test, random in training
+    dataset: dict = field(default_factory=dict)     # name, variant, seed, root...
+    provenance: dict = field(default_factory=dict)  # command, git commit, device, time
+    metrics: dict = field(default_factory=dict)     # e.g. {"val_top1": 0.93}
+    format: str = FORMAT
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.architecture["num_frames"])
+
+    def model_config(self) -> VideoNetConfig:
+        return VideoNetConfig.from_dict(self.architecture)
+
+    def to_dict(self) -> dict:
+        # num_frames is written out too: it is what a clip reader needs first.
+        return {**asdict(self), "num_frames": self.num_frames}
+
+    @classmethod
+    def from_dict(cls, values: dict, source: str = CONFIG_NAME) -> "CheckpointConfig":
+        if not isinstance(values, dict):
+            raise CheckpointError(f"{source}: expected a JSON object at the top level")
+        if values.get("format") != FORMAT:
+            raise CheckpointError(f"{source}: not a GTA Lens checkpoint config (format={values.get('format')!r})")
+        if values.get("format_version") != FORMAT_VERSION:
+            raise CheckpointError(
+                f"{source}: format_version {values.get('format_version')!r} is not supported (expected {FORMAT_VERSION})"
+            )
+        values = dict(values)
+        declared_frames = values.pop("num_frames", None)
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise CheckpointError(f"{source}: unknown keys {', '.join(unknown)}")
+        for key in ("architecture", "class_names"):
+            if key not in values:
+                raise CheckpointError(f"{source}: missing required key {key!r}")
+        config = cls(**values)
+        config.validate(source)
+        if declared_frames is not None and declared_frames != config.num_frames:
+            raise CheckpointError(
+                f"{source}: num_frames {declared_frames} disagrees with the architecture's {config.num_frames}"
+            )
+        return config
+
+    def validate(self, source: str = CONFIG_NAME) -> None:
+        try:
+            arch = self.model_config()
+        except (TypeError, ValueError) as error:
+            raise CheckpointError(f"{source}: bad architecture: {error}") from None
+        names = self.class_names
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise CheckpointError(f"{source}: class_names must be a list of strings")
+        if len(names) != arch.num_classes:
+            raise CheckpointError(
+                f"{source}: {len(names)} class names for a model with {arch.num_classes} classes"
+            )
+        for key in ("input_size", "resize_shorter"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or not 16 <= value <= 2048:
+                raise CheckpointError(f"{source}: {key} must be an integer in [16, 2048], got {value!r}")
+        for key in ("mean", "std"):
+            value = getattr(self, key)
+            if not (isinstance(value, list) and len(value) == 3 and all(isinstance(v, (int, float)) for v in value)):
+                raise CheckpointError(f"{source}: {key} must be a list of 3 numbers, got {value!r}")
+        if not all(v > 0 for v in self.std):
+            raise CheckpointError(f"{source}: std must be positive, got {self.std}")
+        if self.sampling != "tsn":
+            raise CheckpointError(f"{source}: unknown sampling {self.sampling!r} (supported: 'tsn')")
+
+
+@dataclass
+class Checkpoint:
+    model: VideoNet
+    config: CheckpointConfig
+    path: Path
+
+
+def _plain_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """State dict without DDP's `module.` prefix, contiguous, on the CPU."""
+    state = {}
+    for key, value in model.state_dict().items():
+        key = key.removeprefix("module.")
+        state[key] = value.detach().to("cpu").contiguous()
+    return state
+
+
+def save_checkpoint(folder: str | Path, model: torch.nn.Module, config: CheckpointConfig) -> Path:
+    folder = Path(folder)
+    config.validate(str(folder / CONFIG_NAME))
+    folder.mkdir(parents=True, exist_ok=True)
+    # Write to temporary names first so an interrupted save never leaves a
+    # config next to weights it does not describe.
+    weights_tmp = folder / (WEIGHTS_NAME + ".tmp")
+    config_tmp = folder / (CONFIG_NAME + ".tmp")
+    save_file(_plain_state_dict(model), str(weights_tmp), metadata={"format": "pt"})
+    config_tmp.write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    weights_tmp.replace(folder / WEIGHTS_NAME)
+    config_tmp.replace(folder / CONFIG_NAME)
+    return folder
+
+
+def _refuse_pickle(path: Path) -> None:
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise CheckpointError(
+            f"{path}: '{path.suffix}' files are pickles (PyTorch's torch.save format), which can run code "
+            f"when loaded; GTA Lens loads only a folder with {CONFIG_NAME} and {WEIGHTS_NAME}"
+        )
+
+
+def inspect_safetensors(path: Path, max_bytes: int = MAX_WEIGHTS_BYTES) -> dict[str, dict]:
+    """Validate a safetensors file's layout without loading it; returns its tensor table."""
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise CheckpointError(f"{path}: {size} bytes is over the {max_bytes}-byte limit for weights")
+    with path.open("rb") as handle:
+        prefix = handle.read(8)
+        if prefix[:1] == b"\x80" or prefix[:4] == b"PK\x03\x04":
+            raise CheckpointError(
+                f"{path}: this is a pickle / torch.save file renamed to .safetensors; it is refused unopened"
+            )
+        if len(prefix) < 8:
+            raise CheckpointError(f"{path}: truncated: {size} bytes, too short for a safetensors header")
+        (header_len,) = struct.unpack("<Q", prefix)
+        if header_len > MAX_HEADER_BYTES:
+            raise CheckpointError(
+                f"{path}: oversized safetensors header: it claims {header_len} bytes (limit {MAX_HEADER_BYTES})"
+            )
+        if 8 + header_len > size:
+            raise CheckpointError(
+                f"{path}: truncated: the header claims {header_len} bytes but the file has {size - 8} after the length"
+            )
+        try:
+            header = json.loads(handle.read(header_len))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise CheckpointError(f"{path}: corrupt safetensors header (not JSON: {error})") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{path}: corrupt safetensors header (not a JSON object)")
+    data_size = size - 8 - header_len
+    tensors = {k: v for k, v in header.items() if k != "__metadata__"}
+    for name, info in tensors.items():
+        try:
+            dtype, shape, (begin, end) = info["dtype"], info["shape"], info["data_offsets"]
+        except (TypeError, KeyError, ValueError):
+            raise CheckpointError(f"{path}: corrupt entry for tensor {name!r} in the header") from None
+        if dtype not in DTYPE_BYTES:
+            raise CheckpointError(f"{path}: tensor {name!r} has unsupported dtype {dtype!r}")
+        expected = math.prod(shape) * DTYPE_BYTES[dtype]
+        if not (0 <= begin <= end) or end - begin != expected:
+            raise CheckpointError(f"{path}: tensor {name!r} offsets {begin}..{end} do not fit its shape {shape}")
+        if end > data_size:
+            raise CheckpointError(
+                f"{path}: truncated: tensor {name!r} needs bytes up to {end} but the data section has {data_size}"
+            )
+    return tensors
+
+
+def _check_matches(model: VideoNet, tensors: dict[str, dict], weights: Path, config_path: Path) -> None:
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    found = {k.removeprefix("module."): tuple(v["shape"]) for k, v in tensors.items()}
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(found) if expected[k] != found[k])
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} tensors (e.g. {', '.join(missing[:3])})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected tensors (e.g. {', '.join(unexpected[:3])})")
+        if wrong:
+            k = wrong[0]
+            parts.append(f"{len(wrong)} shape mismatches (e.g. {k}: weights {found[k]}, config {expected[k]})")
+        raise CheckpointError(f"{weights} does not match the model described by {config_path}: " + "; ".join(parts))
+
+
+def read_config(folder: str | Path) -> CheckpointConfig:
+    folder = Path(folder)
+    _refuse_pickle(folder)
+    config_path = folder / CONFIG_NAME
+    if not config_path.is_file():
+        raise CheckpointError(f"{folder}: no {CONFIG_NAME} (a checkpoint is a folder with {CONFIG_NAME} and {WEIGHTS_NAME})")
+    if config_path.stat().st_size > MAX_CONFIG_BYTES:
+        raise CheckpointError(f"{config_path}: larger than {MAX_CONFIG_BYTES} bytes")
+    try:
+        values = json.loads(config_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{config_path}: not valid JSON ({error})") from None
+    return CheckpointConfig.from_dict(values, str(config_path))
+
+
+def load_checkpoint(folder: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
+    """Build the model a checkpoint folder describes and load its weights strictly."""
+    folder = Path(folder)
+    _refuse_pickle(folder)
+    if folder.is_file() and folder.name == WEIGHTS_NAME:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise CheckpointError(f"{folder}: not a checkpoint folder")
+    weights = folder / WEIGHTS_NAME
+    if not weights.is_file():
+        pickles = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES)
+        hint = f" (found {', '.join(pickles)}: pickle files are never loaded)" if pickles else ""
+        raise CheckpointError(f"{folder}: no {WEIGHTS_NAME}{hint}")
+    config = read_config(folder)
+    tensors = inspect_safetensors(weights)
+    model = VideoNet(config.model_config())
+    _check_matches(model, tensors, weights, folder / CONFIG_NAME)
+    try:
+        state = load_file(str(weights), device="cpu")
+    except Exception as error:  # safetensors raises its own types; name the file
+        raise CheckpointError(f"{weights}: could not be read ({error})") from None
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    model.load_state_dict(state, strict=True)
+    return Checkpoint(model=model.to(device).eval(), config=config, path=folder)

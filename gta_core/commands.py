@@ -1,0 +1,114 @@
+"""CLI commands about models and checkpoints: `models`, `flops`, `info`."""
+from __future__ import annotations
+
+import argparse
+import json
+
+from .checkpoint import CheckpointError, load_checkpoint
+from .flops import count_parameters, measure_cost
+from .models import list_models
+
+# The paper's Table 1 / Table 6 (R2D-50, 8×224², 174 classes).
+PAPER_COST = {
+    "r2d50": (23.9, 32.7),
+    "r2d50_nl": (31.2, 61.1),
+    "r2d50_sa": (27.5, 41.7),
+    "r2d50_ta": (27.5, 41.0),
+    "r2d50_dnl": (31.2, 49.9),
+    "r2d50_tape": (31.2, 49.9),
+    "r2d50_gta": (31.2, 50.2),
+}
+
+
+def _add_shape_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--frames", type=int, default=8, help="clip length T (default 8)")
+    parser.add_argument("--size", type=int, default=224, help="input side in pixels (default 224)")
+    parser.add_argument("--classes", type=int, default=174, help="number of classes (default 174, SSv2)")
+
+
+def _cost_rows(names: list[str], args) -> list[dict]:
+    rows = []
+    for name in names:
+        cost = measure_cost(name, frames=args.frames, size=args.size, classes=args.classes)
+        paper = PAPER_COST.get(name) if (args.frames, args.size, args.classes) == (8, 224, 174) else None
+        rows.append({
+            "name": name,
+            "params_m": round(cost.params_m, 3),
+            "gflops": round(cost.gflops, 2),
+            "paper_params_m": paper[0] if paper else None,
+            "paper_gflops": paper[1] if paper else None,
+        })
+    return rows
+
+
+def _print_rows(rows: list[dict], args) -> None:
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    print(f"{args.frames}×{args.size}², {args.classes} classes; 1 multiply-add = 1 FLOP, BatchNorm not counted")
+    print(f"{'model':<22}{'params (M)':>12}{'GFLOPs':>10}{'paper params':>14}{'paper GFLOPs':>14}")
+    for row in rows:
+        paper_p = f"{row['paper_params_m']:.1f}" if row["paper_params_m"] else "-"
+        paper_f = f"{row['paper_gflops']:.1f}" if row["paper_gflops"] else "-"
+        print(f"{row['name']:<22}{row['params_m']:>12.2f}{row['gflops']:>10.2f}{paper_p:>14}{paper_f:>14}")
+
+
+def cmd_models(args) -> int:
+    names = [n for n in list_models() if args.filter in n]
+    _print_rows(_cost_rows(names, args), args)
+    return 0
+
+
+def cmd_flops(args) -> int:
+    try:
+        rows = _cost_rows(args.names, args)
+    except KeyError as error:
+        print(f"error: {error.args[0]}")
+        return 2
+    _print_rows(rows, args)
+    return 0
+
+
+def cmd_info(args) -> int:
+    try:
+        checkpoint = load_checkpoint(args.checkpoint)
+    except CheckpointError as error:
+        print(f"error: {error}")
+        return 2
+    config = checkpoint.config
+    summary = {
+        "path": str(checkpoint.path),
+        "model_name": config.model_name,
+        "params": count_parameters(checkpoint.model),
+        "num_frames": config.num_frames,
+        "input_size": config.input_size,
+        "num_classes": len(config.class_names),
+        "dataset": config.dataset,
+        "metrics": config.metrics,
+        "provenance": config.provenance,
+    }
+    if args.json:
+        print(json.dumps({**summary, "architecture": config.architecture, "class_names": config.class_names}, indent=2))
+    else:
+        for key, value in summary.items():
+            print(f"{key:>12}: {value}")
+    return 0
+
+
+def register(subparsers) -> None:
+    models = subparsers.add_parser("models", help="list registered models with params and GFLOPs")
+    _add_shape_args(models)
+    models.add_argument("--filter", default="", help="only names containing this text")
+    models.add_argument("--json", action="store_true")
+    models.set_defaults(func=cmd_models)
+
+    flops = subparsers.add_parser("flops", help="params and GFLOPs of models, counted as in the paper")
+    flops.add_argument("names", nargs="+", metavar="NAME")
+    _add_shape_args(flops)
+    flops.add_argument("--json", action="store_true")
+    flops.set_defaults(func=cmd_flops)
+
+    info = subparsers.add_parser("info", help="describe a checkpoint folder")
+    info.add_argument("checkpoint")
+    info.add_argument("--json", action="store_true")
+    info.set_defaults(func=cmd_info)

@@ -1,0 +1,44 @@
+"""Parameters and FLOPs counted the way the paper counts them.
+
+One multiply-add is one FLOP and BatchNorm is not counted (the convention of
+Table 1, where R2D-50 at 8×224² is 32.7 GFLOPs). We count on the meta device:
+shapes only, no memory, so R2D-50 + NL is counted in well under a second.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from .models import create_model
+
+
+@dataclass(frozen=True)
+class ModelCost:
+    params: int
+    flops: int   # multiply-adds for one clip
+
+    @property
+    def params_m(self) -> float:
+        return self.params / 1e6
+
+    @property
+    def gflops(self) -> float:
+        return self.flops / 1e9
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def measure_cost(name: str, frames: int = 8, size: int = 224, classes: int = 174, **overrides) -> ModelCost:
+    """Params and multiply-adds of one clip of `frames`×`size`² for a registered model."""
+    with torch.device("meta"):
+        model = create_model(name, num_frames=frames, num_classes=classes, **overrides).eval()
+        clip = torch.empty(1, 3, frames, size, size)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(clip)
+    # FlopCounterMode counts 2 FLOPs per multiply-add (conv, mm, bmm, einsum).
+    return ModelCost(params=count_parameters(model), flops=counter.get_total_flops() // 2)

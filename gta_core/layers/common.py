@@ -1,0 +1,44 @@
+"""Small pieces shared by every attention block."""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class AttentionSoftmax(nn.Module):
+    """Softmax over the last axis, as a named module.
+
+    Every block calls its attention weights through one of these (`self.attend`)
+    so that `gta_core.capture` can read them with a forward hook instead of
+    re-implementing each block's maths.
+    """
+
+    def forward(self, scores: torch.Tensor) -> torch.Tensor:
+        return scores.softmax(dim=-1)
+
+
+def conv1x1(in_channels: int, out_channels: int, bias: bool = True) -> nn.Conv2d:
+    """A per-pixel linear projection (the paper's W_Q, W_K, W_V, W^O)."""
+    return nn.Conv2d(in_channels, out_channels, kernel_size=1, bias=bias)
+
+
+def zero_init_batchnorm(channels: int) -> nn.BatchNorm2d:
+    """BatchNorm whose γ starts at 0, so the block it closes starts as the identity."""
+    norm = nn.BatchNorm2d(channels)
+    nn.init.zeros_(norm.weight)
+    return norm
+
+
+def round_up(value: float, multiple: int) -> int:
+    """Round `value` up to a positive multiple of `multiple` (group-divisible widths)."""
+    return max(multiple, int(math.ceil(value / multiple)) * multiple)
+
+
+def key_pool(enabled: bool) -> nn.Module:
+    """2×2 spatial max-pooling of keys and values (Wang et al. 2018, "subsampling").
+
+    ceil_mode keeps the odd feature maps of small inputs (7×7 at 112²) whole.
+    """
+    return nn.MaxPool2d(kernel_size=2, stride=2, ceil_mode=True) if enabled else nn.Identity()
