@@ -464,11 +464,10 @@ def _read_decord(path, info, spec, train, rng, limits) -> tuple[list[int], np.nd
     vr = decord.VideoReader(str(path), ctx=decord.cpu(0))
     count = len(vr)  # demuxed packets, counted when the reader opens the file
     _check_count(path, info, count, limits, "demux")
-    if (vr[0].shape[1], vr[0].shape[0]) != (info.width, info.height):
-        _check_size(path, vr[0].shape[1], vr[0].shape[0], limits)
     indices = temporal_sample_indices(count, spec.num_frames, train, rng)
     unique = sorted(set(indices))
-    batch = vr.get_batch(unique).asnumpy()
+    batch = vr.get_batch(unique).asnumpy()  # (T', H, W, 3) RGB, already turned per the rotation metadata
+    _check_size(path, batch.shape[2], batch.shape[1], limits)
     row = {i: k for k, i in enumerate(unique)}
     return indices, batch[[row[i] for i in indices]], count
 
@@ -559,7 +558,8 @@ def read_clip(
     if used == "pyav":
         indices, frames, count = _read_pyav(path, info, spec, train, rng, limits)
 
-    cropped = resize_and_crop(frames, spec.resize_shorter, spec.input_size, info.rotation)
+    rotation = 0 if used == "decord" else info.rotation  # decord applies the rotation itself
+    cropped = resize_and_crop(frames, spec.resize_shorter, spec.input_size, rotation)
     return Clip(
         tensor=normalise(cropped, spec.mean, spec.std),
         frames_uint8=cropped,
