@@ -247,11 +247,11 @@ def _hsv_colour(rng: np.random.Generator, hue_index: int | None = None) -> tuple
     return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0].astype(np.float32), COLOUR_NAMES[idx]
 
 
-def _texture(rng: np.random.Generator, n: int, base: np.ndarray) -> np.ndarray:
+def _texture(rng: np.random.Generator, n: int, base: np.ndarray, plain_ok: bool = True) -> np.ndarray:
     """An n×n×3 float texture around a base colour: solid, stripes, checks, dots, gradient."""
     other = np.clip(base * rng.uniform(0.3, 0.7) + rng.uniform(0, 80), 0, 255)
     yy, xx = np.mgrid[0:n, 0:n].astype(np.float32) / n
-    kind = rng.integers(5)
+    kind = rng.integers(0 if plain_ok else 1, 5)
     if kind == 0:
         w = np.zeros((n, n), np.float32)
     elif kind == 1:
@@ -324,9 +324,9 @@ class _Sprite:
         frame += rgb * a
 
 
-def _sprite(rng: np.random.Generator, kind: str, n: int = 64) -> tuple[_Sprite, str]:
+def _sprite(rng: np.random.Generator, kind: str, n: int = 64, plain_ok: bool = True) -> tuple[_Sprite, str]:
     colour, colour_name = _hsv_colour(rng)
-    return _Sprite(_texture(rng, n, colour), _shape_mask(kind, n)), colour_name
+    return _Sprite(_texture(rng, n, colour, plain_ok), _shape_mask(kind, n)), colour_name
 
 
 # ---------------------------------------------------------------------------
@@ -358,7 +358,8 @@ def render(plan: VideoPlan) -> tuple[np.ndarray, list[str]]:
             motion, prog = _move_lr, _progress
     track = motion(rng, t, prog)
     background = _background(rng, h, w)
-    sprite, colour_name = _sprite(rng, kind)
+    # a turning plain circle (or square, star) can look the same both ways: turning objects are textured
+    sprite, colour_name = _sprite(rng, kind, plain_ok=motion is not _turn_cw)
     placeholders = [f"{colour_name} {kind}"]
     distractor = None
     if rng.random() < 0.5:
@@ -414,7 +415,8 @@ def encode_webm(frames: np.ndarray, path: str | os.PathLike, fps: int) -> None:
     """VP9 in WebM (SSv2's format), libvpx realtime, one thread (deterministic)."""
     import av
 
-    with av.open(str(path), "w", format="webm") as container:
+    # bitexact: no random SegmentUID or muxer version string, so equal frames give equal bytes
+    with av.open(str(path), "w", format="webm", options={"fflags": "+bitexact"}) as container:
         stream = container.add_stream("libvpx-vp9", rate=fps)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
