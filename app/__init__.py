@@ -1,0 +1,1 @@
+"""GTA Lens, the Streamlit app: `streamlit run app/main.py` (or `make run`)."""

@@ -1,0 +1,281 @@
+"""Loading checkpoints, reading clips and running captures, cached.
+
+Caches (all shared by every session, all holding immutable values):
+- `load_model`: one model per (checkpoint folder, weights mtime, device), `st.cache_resource`.
+- `run_model`: one `ModelResult` per (checkpoint, weights mtime, video content
+  digest, device, precision). It is a `st.cache_resource`, not `st.cache_data`,
+  on purpose: cache_data pickles and unpickles its value on every hit, and an
+  NL capture at 224² is tens of MB, which would blow the query-point budget.
+  A result is never mutated after it is made, and its key contains the video's
+  content digest, so sharing it between sessions leaks nothing.
+- `probe_upload`: the child-process probe's verdict per content digest.
+Model runs are serialised by one lock (`model_lock`): the GPU (or the 2 CPU
+cores) runs one model at a time, and swapped-projection captures set flags
+on the shared model.
+
+`INFERENCE_CALLS` counts model runs per checkpoint folder; the tests read it to
+show that a query-point or view change reruns nothing.
+"""
+from __future__ import annotations
+
+import collections
+import contextlib
+import hashlib
+import json
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+import torch
+
+from gta_core import Capture, CheckpointConfig, CheckpointError, capture, load_checkpoint
+from gta_core.checkpoint import read_config
+from gta_core.video import ClipSpec, VideoError, VideoLimits, probe_video, read_clip
+from gta_core.views import probabilities, to_cpu_float32
+
+from .settings import UPLOAD_LIMIT_BYTES
+
+INFERENCE_CALLS: collections.Counter = collections.Counter()
+UPLOAD_DIR = Path(tempfile.gettempdir()) / "gta-lens-uploads"
+UNTRUSTED_LIMITS = VideoLimits(max_bytes=UPLOAD_LIMIT_BYTES, probe_timeout_s=30.0)
+RESULT_CACHE_ENTRIES = 12          # an R2D-50 + NL capture at 8×224² is ~90 MB
+
+
+def cuda_available() -> bool:
+    return torch.cuda.is_available()
+
+
+def resolve_device(choice: str) -> str:
+    if choice == "auto":
+        return "cuda" if cuda_available() else "cpu"
+    return choice
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+@dataclass(frozen=True)
+class CheckpointEntry:
+    path: Path
+    name: str
+    config: CheckpointConfig | None
+    error: str | None
+
+    @property
+    def description(self) -> str:
+        if self.config is None:
+            return f"{self.name} (unreadable)"
+        dataset = self.config.dataset.get("name") or "?"
+        return f"{self.name} · {self.config.model_name or 'custom'} · {dataset}"
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _read_entry(path: str, mtime_ns: int) -> CheckpointEntry:
+    try:
+        return CheckpointEntry(Path(path), Path(path).name, read_config(path), None)
+    except CheckpointError as error:
+        return CheckpointEntry(Path(path), Path(path).name, None, str(error))
+
+
+def checkpoint_entry(path: Path) -> CheckpointEntry:
+    return _read_entry(str(path), (path / "config.json").stat().st_mtime_ns)
+
+
+def weights_mtime(path: Path) -> int:
+    weights = path / "model.safetensors"
+    return weights.stat().st_mtime_ns if weights.exists() else 0
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def load_model(path: str, mtime_ns: int, device: str):
+    """A loaded `Checkpoint` (model in eval mode on `device`); raises CheckpointError."""
+    return load_checkpoint(path, device=device)
+
+
+@st.cache_resource(show_spinner=False)
+def model_lock() -> threading.Lock:
+    return threading.Lock()
+
+
+def is_random(config: CheckpointConfig) -> bool:
+    return bool(config.provenance.get("random_weights"))
+
+
+# --------------------------------------------------------------------------- videos
+
+
+@dataclass(frozen=True)
+class VideoChoice:
+    path: Path
+    digest: str            # sha256 of the file's bytes
+    trusted: bool          # bundled with the project; otherwise probed in a child process
+    name: str
+
+
+@st.cache_data(show_spinner=False, max_entries=1024)
+def _file_digest(path: str, mtime_ns: int, size: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def video_from_file(path: Path, trusted: bool) -> VideoChoice:
+    stat = path.stat()
+    return VideoChoice(path, _file_digest(str(path), stat.st_mtime_ns, stat.st_size), trusted, path.name)
+
+
+def video_from_upload(name: str, data: bytes) -> VideoChoice:
+    """Store an upload under its content digest (never under the name the browser sent)."""
+    if len(data) > UPLOAD_LIMIT_BYTES:
+        raise VideoError("file_too_large", name, f"{len(data)} bytes is over the {UPLOAD_LIMIT_BYTES}-byte upload limit")
+    digest = hashlib.sha256(data).hexdigest()
+    suffix = Path(name).suffix.lower()
+    suffix = suffix if suffix.isascii() and suffix[1:].isalnum() and len(suffix) <= 6 else ".bin"
+    UPLOAD_DIR.mkdir(parents=True, exist_ok=True)
+    path = UPLOAD_DIR / f"{digest}{suffix}"
+    if not path.exists():
+        tmp = path.with_suffix(suffix + ".part")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    return VideoChoice(path, digest, False, name)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _probe(digest: str, _path: str) -> tuple[str, str, str]:
+    """(decoder, "", "") when the file is usable, else ("error", reason, detail). Cached by content."""
+    try:
+        info = probe_video(_path, UNTRUSTED_LIMITS)
+    except VideoError as error:
+        return "error", error.reason, error.detail
+    return ("auto" if info.decord_ok else "pyav"), "", ""
+
+
+def decoder_for(video: VideoChoice) -> str:
+    """The decoder to use; untrusted files are probed first (VideoError when bad)."""
+    if video.trusted:
+        return "auto"
+    decoder, reason, detail = _probe(video.digest, str(video.path))
+    if decoder == "error":
+        raise VideoError(reason, video.name, detail)
+    return decoder
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def ground_truth(path: str, mtime_ns: int) -> str | None:
+    """The video's class when it comes with a label, else None.
+
+    Looks for (1) a sidecar `<video>.json` / `<stem>.json` with "label" or
+    "template", (2) the Something-Something v2 layout: train / validation /
+    test JSON lists with {"id": stem, "template"} in the video's folder or its
+    parent (videos/ sits beside them in SSv2 and in the synthetic datasets).
+    """
+    video = Path(path)
+    for sidecar in (video.with_name(video.name + ".json"), video.with_suffix(".json")):
+        row = _load_json(sidecar)
+        if isinstance(row, dict):
+            label = _label_of(row)
+            if label:
+                return label
+    for folder in (video.parent, video.parent.parent):
+        for split in ("validation", "train", "test"):
+            for name in (f"{split}.json", f"something-something-v2-{split}.json"):
+                rows = _load_json(folder / name)
+                if isinstance(rows, list):
+                    for row in rows:
+                        if isinstance(row, dict) and str(row.get("id")) == video.stem:
+                            return _label_of(row)
+    return None
+
+
+def _load_json(path: Path):
+    if not path.is_file() or path.stat().st_size > 64 << 20:
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+
+
+def _label_of(row: dict) -> str | None:
+    # SSv2's rule: the class is the template with the brackets removed; "label" has objects filled in.
+    if isinstance(row.get("template"), str):
+        return row["template"].replace("[", "").replace("]", "")
+    if isinstance(row.get("label"), str):
+        return row["label"]
+    return None
+
+
+# --------------------------------------------------------------------------- inference
+
+
+@dataclass(frozen=True)
+class ModelResult:
+    name: str                      # checkpoint folder name
+    config: CheckpointConfig
+    capture: Capture               # CPU float32
+    swapped: Capture | None        # swapped-projection capture (Fig. 7) when the model has DNL blocks
+    probs: np.ndarray              # (num_classes,)
+    frames: np.ndarray             # (T, S, S, 3) uint8, what the model saw
+    frame_indices: tuple[int, ...]
+    num_decoded_frames: int
+    repeated: bool
+    decoder: str
+    device: str
+    precision: str
+    seconds: float                 # model time (both captures), excluding decoding
+
+
+def _autocast(device: str, precision: str):
+    if precision == "bfloat16":
+        return torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _has_dnl(cap: Capture) -> bool:
+    return any(
+        getattr(r, "kind", "") == "dnl" and r.spatial is not None and r.temporal is not None
+        for r in cap.records.values()
+    )
+
+
+@st.cache_resource(show_spinner=False, max_entries=RESULT_CACHE_ENTRIES)
+def run_model(
+    checkpoint: str, mtime_ns: int, digest: str, device: str, precision: str, _video_path: str, _decoder: str
+) -> ModelResult:
+    """Read the clip as the checkpoint asks and capture every block; raises CheckpointError / VideoError."""
+    loaded = load_model(checkpoint, mtime_ns, device)
+    config = loaded.config
+    spec = ClipSpec.from_config(config.to_dict())
+    clip = read_clip(_video_path, spec, decoder=_decoder)
+    batch = clip.tensor[None].to(device)                         # (1, 3, T, S, S)
+    with model_lock():
+        INFERENCE_CALLS[Path(checkpoint).name] += 1
+        start = time.perf_counter()
+        with _autocast(device, precision):
+            cap = capture(loaded.model, batch)
+            swapped = capture(loaded.model, batch, swap_projections=True) if _has_dnl(cap) else None
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - start
+    cap = to_cpu_float32(cap)
+    return ModelResult(
+        name=Path(checkpoint).name,
+        config=config,
+        capture=cap,
+        swapped=to_cpu_float32(swapped) if swapped is not None else None,
+        probs=probabilities(cap),
+        frames=clip.frames_uint8,
+        frame_indices=tuple(clip.frame_indices),
+        num_decoded_frames=clip.num_decoded_frames,
+        repeated=clip.repeated,
+        decoder=clip.decoder,
+        device=device,
+        precision=precision,
+        seconds=seconds,
+    )

@@ -1,0 +1,378 @@
+"""Pure figure builders: (numpy arrays from gta_core.views, options) -> go.Figure.
+
+No Streamlit here and no model maths: the arrays come from `gta_core.views`;
+this module only colours, lays out and annotates them, so tests call every
+builder directly and read the plotly JSON.
+
+Images. A frame with an attention overlay is an RGB image made with an OpenCV
+colormap (`overlay`), shipped to the browser as a PNG data URI in a `go.Image`
+(cheap to serialise). Above each image lies an invisible `go.Heatmap` on the
+attention's own grid, so hovering shows the attention value of the cell under
+the mouse. Image coordinates are pixels of the input crop (S×S), y downwards.
+
+Layout. Subplot grids are laid out by hand (`_grid_layout`): make_subplots
+validates a lot and costs tens of ms per figure, more than the query-point
+update budget allows for a page of figures.
+"""
+from __future__ import annotations
+
+import base64
+
+import cv2
+import numpy as np
+import plotly.graph_objects as go
+
+COLORMAP = cv2.COLORMAP_JET       # the paper's figures use a jet-like map
+OVERLAY_ALPHA = 0.5               # weight of the colour map over the frame
+QUERY_COLOUR = "#ff2b2b"          # the paper marks the query with a red cross
+MATRIX_SCALE = "Blues"            # Fig. 5: darker is larger
+SIGNED_SCALE = "RdBu"
+FONT = dict(size=11)
+
+
+# --------------------------------------------------------------------------- images
+
+
+def overlay(frame: np.ndarray, attention: np.ndarray, vmax: float | None = None, alpha: float = OVERLAY_ALPHA) -> np.ndarray:
+    """(S, S, 3) uint8 RGB frame + (h, w) attention -> (S, S, 3) uint8 RGB overlay.
+
+    The map is scaled by `vmax` (default: its own max) to [0, 255], resized to
+    the frame with bilinear interpolation, coloured with `COLORMAP`, blended.
+    """
+    height, width = frame.shape[:2]
+    attention = np.asarray(attention, dtype=np.float32)
+    top = float(attention.max()) if vmax is None else float(vmax)
+    scaled = np.clip(attention / top, 0.0, 1.0) if top > 0 else np.zeros_like(attention)
+    heat = cv2.resize((scaled * 255).astype(np.uint8), (width, height), interpolation=cv2.INTER_LINEAR)
+    coloured = cv2.cvtColor(cv2.applyColorMap(heat, COLORMAP), cv2.COLOR_BGR2RGB)
+    return cv2.addWeighted(np.ascontiguousarray(frame), 1.0 - alpha, coloured, alpha, 0.0)
+
+
+def png_uri(rgb: np.ndarray) -> str:
+    ok, encoded = cv2.imencode(".png", cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ValueError("could not encode an image as PNG")
+    return "data:image/png;base64," + base64.b64encode(encoded.tobytes()).decode("ascii")
+
+
+def _axis_names(index: int) -> tuple[str, str]:
+    """Trace axis refs and layout keys of subplot `index` (0-based)."""
+    suffix = "" if index == 0 else str(index + 1)
+    return f"x{suffix}", f"y{suffix}"
+
+
+def _domain(low: float, high: float) -> list[float]:
+    return [round(min(max(low, 0.0), 1.0), 6), round(min(max(high, 0.0), 1.0), 6)]
+
+
+def _grid_layout(
+    rows: int,
+    cols: int,
+    titles: list[str] | None = None,
+    images: list[bool] | None = None,
+    h_gap: float = 0.01,
+    v_gap: float = 0.06,
+    title_room: float = 0.0,
+) -> dict:
+    """A layout dict with rows×cols subplots (row-major); image cells get pixel axes (y down)."""
+    layout: dict = {"annotations": []}
+    width = (1.0 - h_gap * (cols - 1)) / cols
+    height = (1.0 - title_room - v_gap * (rows - 1)) / rows
+    for index in range(rows * cols):
+        row, col = divmod(index, cols)
+        x_ref, y_ref = _axis_names(index)
+        x0 = col * (width + h_gap)
+        y1 = 1.0 - title_room - row * (height + v_gap)
+        xaxis = {"domain": _domain(x0, x0 + width), "anchor": y_ref}
+        yaxis = {"domain": _domain(y1 - height, y1), "anchor": x_ref}
+        if images is None or images[index]:
+            xaxis.update(showticklabels=False, showgrid=False, zeroline=False)
+            yaxis.update(
+                showticklabels=False, showgrid=False, zeroline=False, autorange="reversed",
+                scaleanchor=x_ref, constrain="domain",
+            )
+            xaxis["constrain"] = "domain"
+        layout["xaxis" + x_ref[1:]] = xaxis
+        layout["yaxis" + y_ref[1:]] = yaxis
+        if titles and index < len(titles) and titles[index]:
+            layout["annotations"].append(
+                {
+                    "text": titles[index], "x": x0 + width / 2, "y": y1, "xref": "paper", "yref": "paper",
+                    "xanchor": "center", "yanchor": "bottom", "showarrow": False, "font": FONT,
+                }
+            )
+    return layout
+
+
+def _image_trace(rgb: np.ndarray, index: int, name: str = "") -> dict:
+    x_ref, y_ref = _axis_names(index)
+    return {"type": "image", "source": png_uri(rgb), "xaxis": x_ref, "yaxis": y_ref, "hoverinfo": "skip", "name": name}
+
+
+def _hover_trace(values: np.ndarray, size: tuple[int, int], index: int, label: str) -> dict:
+    """An invisible heatmap over an S×S image: hover shows the (h, w) values under the mouse."""
+    x_ref, y_ref = _axis_names(index)
+    rows, cols = values.shape
+    dy, dx = size[0] / rows, size[1] / cols
+    return {
+        "type": "heatmap", "z": np.asarray(values, dtype=np.float32), "x0": dx / 2 - 0.5, "dx": dx,
+        "y0": dy / 2 - 0.5, "dy": dy, "opacity": 0.0, "showscale": False, "xaxis": x_ref, "yaxis": y_ref,
+        "hovertemplate": f"{label}<br>key cell (%{{customdata}})<br>weight %{{z:.4f}}<extra></extra>",
+        "customdata": [[f"{r}, {c}" for c in range(cols)] for r in range(rows)],
+        "name": label,
+    }
+
+
+def _query_marker(fy: float, fx: float, size: tuple[int, int], index: int) -> dict:
+    x_ref, y_ref = _axis_names(index)
+    return {
+        "type": "scatter", "x": [fx * size[1] - 0.5], "y": [fy * size[0] - 0.5], "mode": "markers",
+        "marker": {"symbol": "x-thin", "size": 14, "line": {"width": 3, "color": QUERY_COLOUR}},
+        "xaxis": x_ref, "yaxis": y_ref, "hoverinfo": "skip", "showlegend": False, "name": "query",
+    }
+
+
+def _figure(data: list[dict], layout: dict, height: int) -> go.Figure:
+    layout.setdefault("margin", {"l": 4, "r": 4, "t": 24, "b": 4})
+    layout.setdefault("showlegend", False)
+    layout["height"] = height
+    layout.setdefault("hovermode", "closest")
+    return go.Figure(data=data, layout=layout)
+
+
+def _strip_height(columns: int, rows: int = 1) -> int:
+    # Square cells in a ~600 px wide column, plus room for titles.
+    cell = max(60, min(150, 600 // max(columns, 1)))
+    return rows * (cell + 26) + 10
+
+
+# --------------------------------------------------------------------------- predictions
+
+
+def _rows_cols(count: int, per_row: int) -> tuple[int, int]:
+    cols = max(1, min(count, per_row))
+    return -(-count // cols), cols
+
+
+def frame_strip_figure(frames: np.ndarray, frame_indices: list[int], per_row: int = 8) -> go.Figure:
+    """The T sampled frames (T, S, S, 3), `per_row` to a row, titled with their decoded frame index."""
+    count = frames.shape[0]
+    rows, cols = _rows_cols(count, per_row)
+    titles = [f"t={t} (#{i})" for t, i in enumerate(frame_indices)]
+    data = [_image_trace(frames[t], t, f"frame {t}") for t in range(count)]
+    layout = _grid_layout(rows, cols, titles, v_gap=0.08 / rows, title_room=0.1 / rows)
+    return _figure(data, layout, _strip_height(cols, rows))
+
+
+def topk_figure(entries: list[tuple[int, str, float]], truth: str | None = None) -> go.Figure:
+    """Horizontal bars of the top-k classes, best on top; the true class, if among them, in green."""
+    names = [name for _, name, _ in entries][::-1]
+    probs = [p for _, _, p in entries][::-1]
+    colours = ["#2ca02c" if truth is not None and name == truth else "#1f77b4" for name in names]
+    data = [{
+        "type": "bar", "orientation": "h", "x": probs, "y": names, "marker": {"color": colours},
+        "text": [f"{p:.1%}" for p in probs], "textposition": "auto",
+        "hovertemplate": "%{y}<br>p = %{x:.4f}<extra></extra>",
+    }]
+    layout = {
+        "xaxis": {"range": [0, 1], "title": {"text": "probability"}, "tickformat": ".0%"},
+        "yaxis": {"automargin": True},
+        "margin": {"l": 4, "r": 4, "t": 8, "b": 36},
+    }
+    return _figure(data, layout, 60 + 28 * len(entries))
+
+
+# --------------------------------------------------------------------------- query point
+
+
+def picker_figure(frame: np.ndarray, fy: float, fx: float, steps: int = 28) -> go.Figure:
+    """The query frame with a grid of clickable points; clicking one picks (fy, fx).
+
+    Each point's customdata is its (fy, fx) at the centre of a cell of a
+    steps×steps grid; the current query is a red cross.
+    """
+    size = frame.shape[:2]
+    centres = (np.arange(steps) + 0.5) / steps
+    gy, gx = np.meshgrid(centres, centres, indexing="ij")
+    picker = {
+        "type": "scatter", "mode": "markers", "x": (gx.ravel() * size[1] - 0.5), "y": (gy.ravel() * size[0] - 0.5),
+        "customdata": np.stack([gy.ravel(), gx.ravel()], axis=1),
+        "marker": {"size": max(4, 300 // steps), "symbol": "square", "color": "rgba(255,255,255,0.02)"},
+        "hovertemplate": "click to query y=%{customdata[0]:.0%}, x=%{customdata[1]:.0%}<extra></extra>",
+        "name": "picker", "xaxis": "x", "yaxis": "y",
+    }
+    data = [_image_trace(frame, 0, "query frame"), picker, _query_marker(fy, fx, size, 0)]
+    layout = _grid_layout(1, 1)
+    layout["dragmode"] = False
+    layout["margin"] = {"l": 0, "r": 0, "t": 0, "b": 0}
+    return _figure(data, layout, 300)
+
+
+def spacetime_figure(
+    frames: np.ndarray, row: np.ndarray, t: int, fy: float, fx: float, per_row: int = 8
+) -> go.Figure:
+    """NL (Fig. 1): the query's attention over all T frames, one colour scale for all frames.
+
+    frames (T, S, S, 3); row (T, h, w), which sums to 1 over all T·h·w keys.
+    Titles give each frame's share of the attention.
+    """
+    count = frames.shape[0]
+    rows, cols = _rows_cols(count, per_row)
+    size = frames.shape[1:3]
+    vmax = float(row.max())
+    data = []
+    for k in range(count):
+        data.append(_image_trace(overlay(frames[k], row[k], vmax), k, f"frame {k}"))
+        data.append(_hover_trace(row[k], size, k, f"frame {k}"))
+    data.append(_query_marker(fy, fx, size, t))
+    titles = [f"t={k}: {row[k].sum():.0%}" + (" (query)" if k == t else "") for k in range(count)]
+    layout = _grid_layout(rows, cols, titles, v_gap=0.08 / rows, title_room=0.1 / rows)
+    return _figure(data, layout, _strip_height(cols, rows))
+
+
+def spatial_figure(frame: np.ndarray, spatial: np.ndarray, fy: float, fx: float, title: str = "") -> go.Figure:
+    """SA (Fig. 1, 3): the query pixel's attention inside its own frame, (h, w) over (S, S, 3)."""
+    size = frame.shape[:2]
+    data = [
+        _image_trace(overlay(frame, spatial), 0, "spatial"),
+        _hover_trace(spatial, size, 0, "spatial attention"),
+        _query_marker(fy, fx, size, 0),
+    ]
+    return _figure(data, _grid_layout(1, 1, [title], title_room=0.08 if title else 0.0), 280)
+
+
+def temporal_weights_figure(series: dict[str, np.ndarray], t: int, title: str = "") -> go.Figure:
+    """TA (one series: softmax weights) or GTA (rows of mean |M̂|) of query frame t over the T frames."""
+    data = []
+    for name, values in series.items():
+        values = np.asarray(values, dtype=np.float32)
+        data.append({
+            "type": "bar", "name": name, "x": list(range(len(values))), "y": values,
+            "hovertemplate": f"{name}<br>frame %{{x}}<br>%{{y:.4f}}<extra></extra>",
+        })
+    layout = {
+        "barmode": "group",
+        "xaxis": {"title": {"text": "key frame"}, "dtick": 1},
+        "yaxis": {"title": {"text": "weight"}, "rangemode": "tozero"},
+        "shapes": [{
+            "type": "rect", "xref": "x", "yref": "paper", "x0": t - 0.5, "x1": t + 0.5, "y0": 0, "y1": 1,
+            "line": {"width": 0}, "fillcolor": "rgba(255,43,43,0.12)", "layer": "below",
+        }],
+        "title": {"text": title, "font": FONT} if title else None,
+        "showlegend": len(series) > 1,
+        "legend": {"orientation": "h", "y": -0.35},
+        "margin": {"l": 40, "r": 4, "t": 28 if title else 8, "b": 40},
+    }
+    return _figure(data, layout, 240)
+
+
+def swapped_figure(
+    frame: np.ndarray,
+    original: tuple[np.ndarray, np.ndarray],
+    swapped: tuple[np.ndarray, np.ndarray],
+    t: int,
+    fy: float,
+    fx: float,
+) -> go.Figure:
+    """Fig. 7: rows = DNL, swapped DNL; columns = spatial map in frame t, temporal weights of frame t.
+
+    original / swapped: (spatial (h, w), temporal (T,)) for the same query.
+    """
+    size = frame.shape[:2]
+    layout = _grid_layout(
+        2, 2, ["DNL: spatial", "DNL: temporal", "swapped DNL: spatial", "swapped DNL: temporal"],
+        images=[True, False, True, False], h_gap=0.08, v_gap=0.12, title_room=0.05,
+    )
+    data = []
+    top = max(float(original[1].max()), float(swapped[1].max()), 1e-6)
+    for row, (spatial, temporal) in enumerate((original, swapped)):
+        image_index, bar_index = 2 * row, 2 * row + 1
+        data.append(_image_trace(overlay(frame, spatial), image_index))
+        data.append(_hover_trace(spatial, size, image_index, "spatial attention"))
+        data.append(_query_marker(fy, fx, size, image_index))
+        x_ref, y_ref = _axis_names(bar_index)
+        colours = [QUERY_COLOUR if k == t else "#1f77b4" for k in range(len(temporal))]
+        data.append({
+            "type": "bar", "x": list(range(len(temporal))), "y": np.asarray(temporal, dtype=np.float32),
+            "marker": {"color": colours}, "xaxis": x_ref, "yaxis": y_ref,
+            "hovertemplate": "frame %{x}<br>%{y:.4f}<extra></extra>",
+        })
+        layout["xaxis" + x_ref[1:]].update(dtick=1, title={"text": "key frame"})
+        layout["yaxis" + y_ref[1:]].update(range=[0, top * 1.05])
+    return _figure(data, layout, 560)
+
+
+# --------------------------------------------------------------------------- temporal matrices (Fig. 5)
+
+
+def _matrix_trace(matrix: np.ndarray, index: int, scale: str, zmin: float, zmax: float, label: str, colorbar: bool) -> dict:
+    x_ref, y_ref = _axis_names(index)
+    return {
+        "type": "heatmap", "z": np.asarray(matrix, dtype=np.float32), "colorscale": scale, "zmin": zmin, "zmax": zmax,
+        "xaxis": x_ref, "yaxis": y_ref, "showscale": colorbar, "name": label,
+        "hovertemplate": f"{label}<br>out frame %{{y}} ← in frame %{{x}}<br>%{{z:.4f}}<extra></extra>",
+    }
+
+
+def matrix_figure(matrix: np.ndarray, title: str = "", signed: bool = False) -> go.Figure:
+    """One (T, T) matrix [output frame, input frame], row 0 on top, as in the paper's Fig. 5."""
+    matrix = np.asarray(matrix, dtype=np.float32)
+    if signed:
+        bound = float(np.abs(matrix).max()) or 1.0
+        scale, zmin, zmax = SIGNED_SCALE, -bound, bound
+    else:
+        scale, zmin, zmax = MATRIX_SCALE, 0.0, float(matrix.max()) or 1.0
+    layout = _grid_layout(1, 1, [title] if title else None, title_room=0.08 if title else 0.0)
+    layout["xaxis"].update(title={"text": "input frame"}, dtick=1, showticklabels=True)
+    layout["yaxis"].update(title={"text": "output frame"}, dtick=1, showticklabels=True)
+    layout["margin"] = {"l": 40, "r": 4, "t": 8, "b": 40}
+    return _figure([_matrix_trace(matrix, 0, scale, zmin, zmax, title or "matrix", True)], layout, 320)
+
+
+def head_grid_figure(matrices: np.ndarray, title: str = "") -> go.Figure:
+    """(G, N_h, T, T) learned matrices as a group × head grid, one signed colour scale."""
+    groups, heads = matrices.shape[:2]
+    bound = float(np.abs(matrices).max()) or 1.0
+    titles = [f"g{g} h{k}" for g in range(groups) for k in range(heads)]
+    layout = _grid_layout(groups, heads, titles, h_gap=0.015, v_gap=0.035, title_room=0.0)
+    data = [
+        _matrix_trace(matrices[g, k], g * heads + k, SIGNED_SCALE, -bound, bound, f"{title} g{g} h{k}", g == k == 0)
+        for g in range(groups)
+        for k in range(heads)
+    ]
+    layout["margin"] = {"l": 4, "r": 4, "t": 36 if title else 16, "b": 4}
+    if title:
+        layout["title"] = {"text": title, "font": FONT}
+    return _figure(data, layout, 40 + groups * 72)
+
+
+def difference_figure(a: np.ndarray, b: np.ndarray, title: str = "A − B") -> go.Figure:
+    """(T, T) difference of two matrices on a signed scale centred at 0."""
+    if a.shape != b.shape:
+        raise ValueError(f"cannot compare matrices of shapes {a.shape} and {b.shape}")
+    return matrix_figure(np.asarray(a, np.float32) - np.asarray(b, np.float32), title, signed=True)
+
+
+# --------------------------------------------------------------------------- regions (Fig. 3, 6)
+
+
+def regions_figure(frames: np.ndarray, maps: np.ndarray, regions: list[int], strength: np.ndarray | None = None) -> go.Figure:
+    """Rows = the chosen regions (in the given order), columns = frames.
+
+    frames (T, S, S, 3); maps (T, K, H, W), each region map summing to 1 over H·W.
+    Every row shares one colour scale so a region's change over time is visible.
+    """
+    count = frames.shape[0]
+    size = frames.shape[1:3]
+    data, titles = [], []
+    for r, region in enumerate(regions):
+        vmax = float(maps[:, region].max())
+        for k in range(count):
+            index = r * count + k
+            data.append(_image_trace(overlay(frames[k], maps[k, region], vmax), index))
+            data.append(_hover_trace(maps[k, region], size, index, f"region {region}, frame {k}"))
+            label = f"region {region}" + (f" ({strength[region]:.2f})" if strength is not None else "")
+            titles.append(f"{label}, t={k}" if k == 0 else f"t={k}")
+    layout = _grid_layout(len(regions), count, titles, v_gap=0.04, title_room=0.0)
+    layout["margin"] = {"l": 4, "r": 4, "t": 20, "b": 4}
+    return _figure(data, layout, _strip_height(count, len(regions)))

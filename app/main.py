@@ -1,0 +1,53 @@
+"""GTA Lens: the paper's figures, live, for several models side by side.
+
+    streamlit run app/main.py --server.address 127.0.0.1 [-- --videos DIR --checkpoints DIR ...]
+
+Every run: the sidebar picks a video, 1–4 checkpoints, device and precision;
+the models run (cached by checkpoint, video content and options); the query
+point is read; then the chosen view draws from the cached results.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
+
+from app import engine, ui  # noqa: E402
+from app.settings import load_settings  # noqa: E402
+
+st.set_page_config(page_title="GTA Lens", page_icon="🔍", layout="wide")
+
+PAGES = [
+    st.Page("views/predictions.py", title="Predictions", default=True),
+    st.Page("views/query.py", title="Query point"),
+    st.Page("views/temporal.py", title="Temporal attention"),
+    st.Page("views/regions.py", title="Regions"),
+    st.Page("views/swapped.py", title="Swapped attention"),
+]
+navigation = st.navigation(PAGES)
+
+settings = load_settings(sys.argv[1:])
+st.sidebar.title("GTA Lens")
+video = ui.choose_video(settings)
+entries = ui.choose_checkpoints(settings)
+device, precision = ui.choose_runtime()
+
+results, errors = [], {}
+truth = None
+if video is not None and entries:
+    results, errors = ui.run_models(video, entries, device, precision)
+    if video.path.parent != engine.UPLOAD_DIR:  # uploads come without a label
+        truth = engine.ground_truth(str(video.path), video.path.stat().st_mtime_ns)
+query, top_k = ui.choose_query(results)
+st.session_state[ui.CONTEXT_KEY] = ui.Context(video, truth, results, errors, query, top_k)
+try:
+    navigation.run()
+except Exception as error:  # noqa: BLE001 - st.stop() is a BaseException and passes through
+    logging.getLogger("gta_lens").exception("a view failed")
+    st.error(f"This view could not be drawn: {ui.plain_error(error)}")

@@ -1,0 +1,71 @@
+"""Where the app looks for videos and checkpoints.
+
+Command line (after `--`):  streamlit run app/main.py -- --videos DIR --checkpoints DIR [DIR ...]
+Environment (os.pathsep-separated lists):
+    GTA_LENS_ASSETS       bundled videos (default: assets/)
+    GTA_LENS_VIDEOS       user video folders, shown as the "Folder" source
+    GTA_LENS_CHECKPOINTS  checkpoint roots (default: checkpoints/); --checkpoints adds to them
+Bundled assets are the project's own files; videos from user folders and
+uploads are probed in a child process before anything decodes them.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+VIDEO_SUFFIXES = (".mp4", ".webm", ".avi", ".mkv", ".mov", ".m4v")
+MAX_LISTED_VIDEOS = 500
+UPLOAD_LIMIT_BYTES = 64 * 1024 * 1024   # keep equal to server.maxUploadSize in .streamlit/config.toml
+
+
+@dataclass(frozen=True)
+class Settings:
+    assets: tuple[Path, ...]
+    video_folders: tuple[Path, ...]
+    checkpoint_roots: tuple[Path, ...]
+
+
+def _env_paths(name: str) -> list[Path] | None:
+    value = os.environ.get(name)
+    if value is None:
+        return None
+    return [Path(p).expanduser() for p in value.split(os.pathsep) if p]
+
+
+def load_settings(argv: list[str]) -> Settings:
+    parser = argparse.ArgumentParser(prog="app/main.py", add_help=False)
+    parser.add_argument("--videos", nargs="*", default=[])
+    parser.add_argument("--checkpoints", nargs="*", default=[])
+    args, _ = parser.parse_known_args(argv)
+    assets = _env_paths("GTA_LENS_ASSETS") or [ROOT / "assets"]
+    videos = (_env_paths("GTA_LENS_VIDEOS") or []) + [Path(p).expanduser() for p in args.videos]
+    roots = _env_paths("GTA_LENS_CHECKPOINTS") or [ROOT / "checkpoints"]
+    roots += [Path(p).expanduser() for p in args.checkpoints]
+    return Settings(tuple(assets), tuple(videos), tuple(dict.fromkeys(roots)))
+
+
+def list_videos(folder: Path) -> list[Path]:
+    """Video files under `folder` (recursively), sorted, at most MAX_LISTED_VIDEOS."""
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in sorted(folder.rglob("*")):
+        if path.suffix.lower() in VIDEO_SUFFIXES and path.is_file():
+            found.append(path)
+            if len(found) >= MAX_LISTED_VIDEOS:
+                break
+    return found
+
+
+def checkpoint_folders(roots: tuple[Path, ...]) -> list[Path]:
+    """Each root that is a checkpoint folder, and each sub-folder of a root that has a config.json."""
+    found: list[Path] = []
+    for root in roots:
+        if (root / "config.json").is_file():
+            found.append(root)
+        elif root.is_dir():
+            found.extend(sorted(p for p in root.iterdir() if (p / "config.json").is_file()))
+    return list(dict.fromkeys(found))

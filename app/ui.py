@@ -1,0 +1,248 @@
+"""Sidebar, shared per-session context and small render helpers used by every view.
+
+main.py builds a `Context` on every run (video, results, query) and stores it
+in `st.session_state`; each view reads it with `page_context()`. Per-user state
+lives only in session_state; the caches in engine.py hold immutable values.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+import streamlit as st
+
+from gta_core import CheckpointError
+from gta_core.video import VideoError
+from gta_core.views import block_kind
+
+from . import engine
+from .settings import VIDEO_SUFFIXES, Settings, checkpoint_folders, list_videos
+
+CONTEXT_KEY = "gta_lens_context"
+MAX_MODELS = 4
+SOURCES = ("Bundled", "Folder", "Upload")
+
+
+@dataclass(frozen=True)
+class Query:
+    block: str
+    t: int
+    fy: float                  # fraction of the crop height, in [0, 1)
+    fx: float
+
+
+@dataclass
+class Context:
+    video: engine.VideoChoice | None
+    truth: str | None
+    results: list[engine.ModelResult]
+    errors: dict[str, str]
+    query: Query | None
+    top_k: int
+
+
+def plain_error(error: BaseException) -> str:
+    """A one-paragraph message for the person, never a traceback."""
+    if isinstance(error, (CheckpointError, VideoError)):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
+
+
+# --------------------------------------------------------------------------- sidebar: inputs
+
+
+def choose_video(settings: Settings) -> engine.VideoChoice | None:
+    st.sidebar.subheader("Video")
+    sources = [s for s in SOURCES if s != "Folder" or settings.video_folders]
+    source = st.sidebar.radio("Source", sources, horizontal=True, key="video_source")
+    try:
+        if source == "Upload":
+            upload = st.sidebar.file_uploader(
+                "Upload a video", type=[s[1:] for s in VIDEO_SUFFIXES], key="video_upload",
+                help="Probed in a separate process (size, frame count, resolution, decodability) before use.",
+            )
+            if upload is None:
+                return None
+            return engine.video_from_upload(upload.name, upload.getvalue())
+        folders = settings.assets if source == "Bundled" else settings.video_folders
+        videos = [(folder, path) for folder in folders for path in list_videos(folder)]
+        if not videos:
+            where = ", ".join(str(f) for f in folders)
+            st.sidebar.info(f"No videos in {where}. Upload one instead.")
+            return None
+        by_label = {str(path.relative_to(folder)): path for folder, path in videos}
+        label = st.sidebar.selectbox("File", list(by_label), key=f"video_{source}")
+        return engine.video_from_file(by_label[label], trusted=source == "Bundled")
+    except (OSError, VideoError) as error:
+        st.sidebar.error(plain_error(error))
+        return None
+
+
+def choose_checkpoints(settings: Settings) -> list[engine.CheckpointEntry]:
+    st.sidebar.subheader("Checkpoints")
+    entries = [engine.checkpoint_entry(path) for path in checkpoint_folders(settings.checkpoint_roots)]
+    if not entries:
+        roots = ", ".join(str(r) for r in settings.checkpoint_roots)
+        st.sidebar.warning(f"No checkpoints in {roots}.")
+        return []
+    by_label = {entry.description: entry for entry in entries}
+    chosen = st.sidebar.multiselect(
+        "Models (1–4)", list(by_label), default=list(by_label)[:3], max_selections=MAX_MODELS, key="checkpoints",
+    )
+    return [by_label[label] for label in chosen]
+
+
+def choose_runtime() -> tuple[str, str]:
+    st.sidebar.subheader("Runtime")
+    devices = ["auto", "cpu"] + (["cuda"] if engine.cuda_available() else [])
+    choice = st.sidebar.selectbox("Device", devices, key="device", help="auto: CUDA when present, else CPU")
+    precision = st.sidebar.selectbox(
+        "Precision", ["float32", "bfloat16"], key="precision", help="bfloat16 runs the model under autocast",
+    )
+    device = engine.resolve_device(choice)
+    st.sidebar.caption(f"running on **{device}**" + ("" if engine.cuda_available() else " (no CUDA here)"))
+    return device, precision
+
+
+# --------------------------------------------------------------------------- inference
+
+
+def run_models(
+    video: engine.VideoChoice, entries: list[engine.CheckpointEntry], device: str, precision: str
+) -> tuple[list[engine.ModelResult], dict[str, str]]:
+    """Every chosen model on the video (cached); a progress bar while any model runs."""
+    results, errors = [], {}
+    try:
+        decoder = engine.decoder_for(video)
+    except VideoError as error:
+        return [], {"video": plain_error(error)}
+    progress = st.empty()
+    for index, entry in enumerate(entries):
+        if entry.error:
+            errors[entry.name] = entry.error
+            continue
+        progress.progress(index / len(entries), text=f"Running {entry.name} ({index + 1}/{len(entries)}) on {device}…")
+        try:
+            results.append(
+                engine.run_model(
+                    str(entry.path), engine.weights_mtime(entry.path), video.digest, device, precision,
+                    str(video.path), decoder,
+                )
+            )
+        except Exception as error:  # noqa: BLE001 - every failure becomes a message, never a traceback
+            errors[entry.name] = plain_error(error)
+    progress.empty()
+    return results, errors
+
+
+# --------------------------------------------------------------------------- sidebar: query point
+
+
+def choose_query(results: list[engine.ModelResult]) -> tuple[Query | None, int]:
+    st.sidebar.subheader("Query point")
+    top_k = st.sidebar.slider("Top-k", 1, 10, 5, key="top_k")
+    if not results:
+        return None, top_k
+    blocks = list(dict.fromkeys(name for r in results for name in r.capture.records))
+    if not blocks:
+        st.sidebar.info("The chosen models have no attention blocks.")
+        return None, top_k
+    frames = min(r.frames.shape[0] for r in results)
+    if st.session_state.get("q_block") not in blocks:
+        st.session_state["q_block"] = blocks[0]
+    if st.session_state.get("q_t", 0) >= frames:
+        st.session_state["q_t"] = frames - 1
+    block = st.sidebar.selectbox("Block", blocks, key="q_block", help="an inserted attention block (stage.index)")
+    t = st.sidebar.slider("Frame t", 0, frames - 1, frames // 2, key="q_t")
+    y = st.sidebar.slider("y (% of height)", 0, 99, 50, key="q_y")
+    x = st.sidebar.slider("x (% of width)", 0, 99, 50, key="q_x")
+    st.sidebar.caption("Or click on the frame in the Query point view.")
+    return Query(block, t, (y + 0.5) / 100, (x + 0.5) / 100), top_k
+
+
+def on_pick() -> None:
+    """Callback of the picker chart: a clicked point becomes the query's (y, x)."""
+    state = st.session_state.get("picker")
+    points = (state or {}).get("selection", {}).get("points", [])
+    if not points:
+        return
+    point = points[0]
+    custom = point.get("customdata")
+    if custom is not None and len(custom) == 2:
+        fy, fx = float(custom[0]), float(custom[1])
+    else:
+        size = st.session_state.get("picker_size", 112)
+        fy, fx = (float(point["y"]) + 0.5) / size, (float(point["x"]) + 0.5) / size
+    st.session_state["q_y"] = min(99, max(0, int(fy * 100)))
+    st.session_state["q_x"] = min(99, max(0, int(fx * 100)))
+
+
+# --------------------------------------------------------------------------- views
+
+
+def page_context(title: str, caption: str, needs_query: bool = True) -> Context:
+    """Title the page and return the context main.py built for this run.
+
+    Stops the page with a message when there is nothing to show.
+    """
+    st.subheader(title)
+    st.caption(caption)
+    ctx: Context | None = st.session_state.get(CONTEXT_KEY)
+    if ctx is None or ctx.video is None:
+        st.info("Choose a video in the sidebar (a bundled one, one from a folder, or an upload).")
+        st.stop()
+    for name, message in ctx.errors.items():
+        st.error(message if name == "video" else f"{name}: {message}")
+    if not ctx.results:
+        if not ctx.errors:
+            st.info("Choose 1–4 checkpoints in the sidebar.")
+        st.stop()
+    if needs_query and ctx.query is None:
+        st.info("The chosen models have no attention block to show.")
+        st.stop()
+    return ctx
+
+
+def model_header(result: engine.ModelResult) -> None:
+    kinds = sorted({block_kind(r) for r in result.capture.records.values()}) or ["no attention block"]
+    dataset = result.config.dataset.get("name") or "unknown dataset"
+    st.markdown(f"**{result.name}**  \n{result.config.model_name or 'custom'} · {', '.join(kinds)} · {dataset}")
+    if engine.is_random(result.config):
+        st.caption(":orange[random weights: a stand-in until trained checkpoints are shipped]")
+
+
+def record_for(result: engine.ModelResult, query: Query, swapped: bool = False):
+    capture = result.swapped if swapped else result.capture
+    if capture is None:
+        return None
+    record = capture.records.get(query.block)
+    if record is None:
+        st.info(f"{result.name} has no block {query.block} (it has {', '.join(capture.records) or 'none'}).")
+    return record
+
+
+def model_columns(results: list[engine.ModelResult]):
+    return zip(st.columns(len(results)), results)
+
+
+def block_columns(ctx: Context):
+    """One column per model, headed; yields (index, result, record of the query's block) inside the column."""
+    for index, (column, result) in enumerate(model_columns(ctx.results)):
+        with column:
+            model_header(result)
+            record = record_for(result, ctx.query)
+            if record is not None:
+                yield index, result, record
+
+
+def chart(figure, key: str) -> None:
+    st.plotly_chart(figure, key=key, config={"displaylogo": False})
+
+
+def video_caption(ctx: Context) -> None:
+    first = ctx.results[0]
+    source = "bundled" if ctx.video.trusted else "probed"
+    text = f"**{ctx.video.name}** ({source}) · {first.num_decoded_frames} decoded frames"
+    if ctx.truth:
+        text += f" · ground truth: **{ctx.truth}**"
+    st.markdown(text)
+    if first.repeated:
+        st.warning(f"The video has fewer frames than the model's {first.frames.shape[0]}; some frames repeat.")

@@ -1,0 +1,28 @@
+"""Predictions: top-k per model, the ground truth when known, the sampled frames."""
+import streamlit as st
+
+from app import ui
+from app.figures import frame_strip_figure, topk_figure
+from gta_core.views import top_k
+
+ctx = ui.page_context(
+    "Predictions", "Top-k classes of every model on the same clip; the true class in green.", needs_query=False
+)
+ui.video_caption(ctx)
+for index, (column, result) in enumerate(ui.model_columns(ctx.results)):
+    with column:
+        ui.model_header(result)
+        names = result.config.class_names
+        ui.chart(topk_figure(top_k(result.probs, names, ctx.top_k), ctx.truth), key=f"topk_{index}")
+        if ctx.truth is not None:
+            if ctx.truth in names:
+                p_truth = result.probs[names.index(ctx.truth)]
+                rank = int((result.probs > p_truth).sum()) + 1
+                st.caption(f"ground truth rank {rank} of {len(names)}, p = {p_truth:.3f}")
+            else:
+                st.caption("the ground truth is not one of this checkpoint's classes")
+        st.caption(
+            f"{result.seconds * 1000:.0f} ms on {result.device} ({result.precision}) · decoder {result.decoder} · "
+            f"sampled frames {list(result.frame_indices)}"
+        )
+        ui.chart(frame_strip_figure(result.frames, list(result.frame_indices), per_row=4), key=f"strip_{index}")

@@ -1,0 +1,37 @@
+"""Swapped attention (paper Fig. 7): DNL's maps against swapped DNL's for the same query."""
+import streamlit as st
+
+from app import ui
+from app.figures import spacetime_figure, swapped_figure
+from gta_core.views import query_view
+
+ctx = ui.page_context(
+    "Swapped attention",
+    "Swapped DNL runs the spatial block with the temporal block's query/key/value projections and vice versa "
+    "(inference only). NL models show their space-time row for the same query, as in the figure's first row.",
+)
+query = ctx.query
+st.markdown(f"Query: block **{query.block}**, frame **t = {query.t}**, y = {query.fy:.0%}, x = {query.fx:.0%}.")
+for index, result, record in ui.block_columns(ctx):
+    if record.kind == "nl":
+        view = query_view(record, query.t, query.fy, query.fx)
+        ui.chart(
+            spacetime_figure(result.frames, view.spacetime, query.t, query.fy, query.fx, per_row=4),
+            key=f"swap_nl_{index}",
+        )
+        continue
+    if result.swapped is None or query.block not in result.swapped.records:
+        st.info("Swapping needs a DNL block (SA followed by TA, each with its own projections).")
+        continue
+    original = query_view(record, query.t, query.fy, query.fx)
+    swapped = query_view(result.swapped.records[query.block], query.t, query.fy, query.fx)
+    if original.spatial is None or original.temporal is None:
+        st.info("Swapping needs a DNL block (SA followed by TA).")
+        continue
+    ui.chart(
+        swapped_figure(
+            result.frames[query.t], (original.spatial, original.temporal), (swapped.spatial, swapped.temporal),
+            query.t, query.fy, query.fx,
+        ),
+        key=f"swapped_{index}",
+    )

@@ -1,0 +1,167 @@
+"""Read-only views of a `Capture` for display: what the app draws, as numpy.
+
+The app (app/) never indexes attention tensors itself; it asks this module for
+the slice a figure needs. Everything here uses the public record API of
+`gta_core.capture` and is cheap (indexing and small reductions), so that a
+query-point change costs milliseconds even when a capture holds tens of MB.
+
+Coordinates. A query is (t, fy, fx): a frame index and a position given as a
+fraction of the input crop's height and width, in [0, 1). Fractions let one
+query serve models with different input sizes and blocks with different
+feature grids: on a block with grid (H, W) the query cell is
+(⌊fy·H⌋, ⌊fx·W⌋), i.e. y = Y·H / input_size for a pixel row Y of the crop.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .capture import Capture, DecoupledRecord, GTARecord, NonLocalRecord, SpatialMaps, TemporalMaps
+
+
+def grid_cell(fy: float, fx: float, grid: tuple[int, int]) -> tuple[int, int]:
+    """The cell (y, x) of a (H, W) grid that holds the fractional position (fy, fx)."""
+    height, width = grid
+    y = min(max(int(math.floor(fy * height)), 0), height - 1)
+    x = min(max(int(math.floor(fx * width)), 0), width - 1)
+    return y, x
+
+
+def _cpu32(value):
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", torch.float32)
+    if isinstance(value, (SpatialMaps, TemporalMaps)):
+        return dataclasses.replace(value, **{f.name: _cpu32(getattr(value, f.name)) for f in dataclasses.fields(value)})
+    return value
+
+
+def to_cpu_float32(cap: Capture) -> Capture:
+    """The same capture with every tensor on the CPU as float32 (bf16 / CUDA runs)."""
+    records = {
+        name: dataclasses.replace(record, **{f.name: _cpu32(getattr(record, f.name)) for f in dataclasses.fields(record)})
+        for name, record in cap.records.items()
+    }
+    return Capture(logits=_cpu32(cap.logits), records=records)
+
+
+def probabilities(cap: Capture, batch: int = 0) -> np.ndarray:
+    """(num_classes,) softmax of the logits."""
+    return torch.softmax(cap.logits[batch].float(), dim=-1).cpu().numpy()
+
+
+def top_k(probs: np.ndarray, class_names: list[str], k: int) -> list[tuple[int, str, float]]:
+    """[(class index, name, probability)], most probable first."""
+    order = np.argsort(-probs, kind="stable")[: max(1, k)]
+    return [(int(i), class_names[i], float(probs[i])) for i in order]
+
+
+def block_kind(record) -> str:
+    """A short label of what a record's block is: NL, SA, TA, DNL, TAPE, GTA."""
+    if isinstance(record, NonLocalRecord):
+        return "NL"
+    if isinstance(record, GTARecord):
+        return "GTA"
+    if record.spatial is not None and record.temporal is not None:
+        return "SA+TAPE" if record.positional else "DNL"
+    if record.temporal is not None:
+        return "TAPE" if record.positional else "TA"
+    return "SA"
+
+
+@dataclass
+class QueryView:
+    """What one block says about one query point (paper Fig. 1, 3, 7)."""
+
+    block: str
+    kind: str                              # block_kind()
+    cell: tuple[int, int]                  # query (y, x) on the block's feature grid
+    grid: tuple[int, int]                  # (H, W) feature grid
+    key_grid: tuple[int, int] | None       # (h, w) grid the spatial keys live on
+    spacetime: np.ndarray | None = None    # NL: (T, h, w) row over all frames
+    spatial: np.ndarray | None = None      # SA part: (h, w) map inside the query frame
+    temporal: np.ndarray | None = None     # TA part: (T,) weights of the query frame over frames
+    # GTA: the learned rows M̂[t] (mean |M̂| over groups and heads); the same at every pixel.
+    global_rows: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+
+
+def query_view(record, t: int, fy: float, fx: float, batch: int = 0) -> QueryView:
+    """Slices of a record for the query (t, fy, fx); see the module docstring for coordinates."""
+    kind = block_kind(record)
+    if isinstance(record, NonLocalRecord):
+        y, x = grid_cell(fy, fx, record.grid)
+        row = record.row(t, y, x, batch).numpy()
+        return QueryView(record.name, kind, (y, x), record.grid, record.key_grid, spacetime=row)
+    spatial_maps = record.spatial
+    if isinstance(record, GTARecord):
+        y, x = grid_cell(fy, fx, spatial_maps.grid)
+        rows = {}
+        for label, matrix in (("M̂_P", record.pixel_matrix), ("M̂_R", record.region_matrix)):
+            if matrix is not None:
+                rows[label] = GTARecord.mean_abs(matrix)[t].numpy()
+        return QueryView(
+            record.name, kind, (y, x), spatial_maps.grid, spatial_maps.key_grid,
+            spatial=spatial_maps.map_at(t, y, x, batch).numpy(), global_rows=rows,
+        )
+    # DecoupledRecord: SA and/or TA. TA's grid is the block's input grid, the same as SA's.
+    if spatial_maps is not None:
+        grid = spatial_maps.grid
+    else:
+        weights = record.temporal.weights          # (B, H, W, T, T)
+        grid = (weights.shape[1], weights.shape[2])
+    y, x = grid_cell(fy, fx, grid)
+    return QueryView(
+        record.name, kind, (y, x), grid, spatial_maps.key_grid if spatial_maps is not None else None,
+        spatial=spatial_maps.map_at(t, y, x, batch).numpy() if spatial_maps is not None else None,
+        temporal=record.temporal.weights_at(t, y, x, batch).numpy() if record.temporal is not None else None,
+    )
+
+
+def temporal_matrices(record, batch: int = 0) -> dict[str, np.ndarray]:
+    """The (T, T) temporal matrices a block has, by label (paper Fig. 5).
+
+    TA / TAPE: the input-dependent weights averaged over pixels.
+    GTA: mean |M̂_P| and mean |M̂_R| over groups and heads (input-independent).
+    """
+    if isinstance(record, GTARecord):
+        out = {}
+        for label, matrix in (("mean |M̂_P|", record.pixel_matrix), ("mean |M̂_R|", record.region_matrix)):
+            if matrix is not None:
+                out[label] = GTARecord.mean_abs(matrix).numpy()
+        return out
+    if isinstance(record, DecoupledRecord) and record.temporal is not None:
+        label = "TAPE mean over pixels" if record.positional else "TA mean over pixels"
+        return {label: record.temporal.mean_matrix(batch).numpy()}
+    return {}
+
+
+def gta_head_matrices(record) -> dict[str, np.ndarray]:
+    """GTA's learned matrices as (G, N_h, T, T) arrays by label ("M̂_P", "M̂_R")."""
+    if not isinstance(record, GTARecord):
+        return {}
+    return {
+        label: matrix.numpy()
+        for label, matrix in (("M̂_P", record.pixel_matrix), ("M̂_R", record.region_matrix))
+        if matrix is not None
+    }
+
+
+@dataclass
+class RegionView:
+    maps: np.ndarray         # (T, K, H, W): each region map sums to 1 over H·W
+    order: list[int]         # region indices, strongest first
+    strength: np.ndarray     # (K,)
+
+
+def region_view(record, batch: int = 0) -> RegionView | None:
+    """Region GTA's K region maps over the frames (paper Fig. 3, 6), or None."""
+    if not isinstance(record, GTARecord) or record.regions is None:
+        return None
+    return RegionView(
+        maps=record.regions[batch].numpy(),
+        order=record.regions_by_strength(batch),
+        strength=record.region_strength[batch].numpy(),
+    )
