@@ -171,11 +171,18 @@ def ground_truth(path: str, mtime_ns: int) -> str | None:
     """The video's class when it comes with a label, else None.
 
     Looks for (1) a sidecar `<video>.json` / `<stem>.json` with "label" or
-    "template", (2) the Something-Something v2 layout: train / validation /
-    test JSON lists with {"id": stem, "template"} in the video's folder or its
-    parent (videos/ sits beside them in SSv2 and in the synthetic datasets).
+    "template", (2) a `manifest.json` beside it listing {"file", "class"}
+    (the bundled assets), (3) the Something-Something v2 layout: train /
+    validation / test JSON lists with {"id": stem, "template"} in the video's
+    folder or its parent (videos/ sits beside them in SSv2 and in the
+    synthetic datasets).
     """
     video = Path(path)
+    manifest = _load_json(video.parent / "manifest.json")
+    if isinstance(manifest, dict) and isinstance(manifest.get("videos"), list):
+        for row in manifest["videos"]:
+            if isinstance(row, dict) and row.get("file") == video.name and isinstance(row.get("class"), str):
+                return row["class"]
     for sidecar in (video.with_name(video.name + ".json"), video.with_suffix(".json")):
         row = _load_json(sidecar)
         if isinstance(row, dict):

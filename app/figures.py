@@ -33,16 +33,24 @@ FONT = dict(size=11)
 # --------------------------------------------------------------------------- images
 
 
-def overlay(frame: np.ndarray, attention: np.ndarray, vmax: float | None = None, alpha: float = OVERLAY_ALPHA) -> np.ndarray:
+def overlay(
+    frame: np.ndarray,
+    attention: np.ndarray,
+    vrange: tuple[float, float] | None = None,
+    alpha: float = OVERLAY_ALPHA,
+) -> np.ndarray:
     """(S, S, 3) uint8 RGB frame + (h, w) attention -> (S, S, 3) uint8 RGB overlay.
 
-    The map is scaled by `vmax` (default: its own max) to [0, 255], resized to
-    the frame with bilinear interpolation, coloured with `COLORMAP`, blended.
+    The map is scaled min-max to [0, 255] over `vrange` (default: its own
+    min and max, so a nearly flat map still shows where it peaks; the hover
+    gives the raw values), resized to the frame with bilinear interpolation,
+    coloured with `COLORMAP` and blended.
     """
     height, width = frame.shape[:2]
     attention = np.asarray(attention, dtype=np.float32)
-    top = float(attention.max()) if vmax is None else float(vmax)
-    scaled = np.clip(attention / top, 0.0, 1.0) if top > 0 else np.zeros_like(attention)
+    low, high = (float(attention.min()), float(attention.max())) if vrange is None else vrange
+    span = high - low
+    scaled = np.clip((attention - low) / span, 0.0, 1.0) if span > 0 else np.zeros_like(attention)
     heat = cv2.resize((scaled * 255).astype(np.uint8), (width, height), interpolation=cv2.INTER_LINEAR)
     coloured = cv2.cvtColor(cv2.applyColorMap(heat, COLORMAP), cv2.COLOR_BGR2RGB)
     return cv2.addWeighted(np.ascontiguousarray(frame), 1.0 - alpha, coloured, alpha, 0.0)
@@ -86,12 +94,8 @@ def _grid_layout(
         xaxis = {"domain": _domain(x0, x0 + width), "anchor": y_ref}
         yaxis = {"domain": _domain(y1 - height, y1), "anchor": x_ref}
         if images is None or images[index]:
-            xaxis.update(showticklabels=False, showgrid=False, zeroline=False)
-            yaxis.update(
-                showticklabels=False, showgrid=False, zeroline=False, autorange="reversed",
-                scaleanchor=x_ref, constrain="domain",
-            )
-            xaxis["constrain"] = "domain"
+            xaxis.update(visible=False, constrain="domain")
+            yaxis.update(visible=False, autorange="reversed", scaleanchor=x_ref, constrain="domain")
         layout["xaxis" + x_ref[1:]] = xaxis
         layout["yaxis" + y_ref[1:]] = yaxis
         if titles and index < len(titles) and titles[index]:
@@ -188,17 +192,16 @@ def topk_figure(entries: list[tuple[int, str, float]], truth: str | None = None)
 def picker_figure(frame: np.ndarray, fy: float, fx: float, steps: int = 28) -> go.Figure:
     """The query frame with a grid of clickable points; clicking one picks (fy, fx).
 
-    Each point's customdata is its (fy, fx) at the centre of a cell of a
-    steps×steps grid; the current query is a red cross.
+    The points sit at the centres of a steps×steps grid over the frame (pixel
+    coordinates); the current query is a red cross.
     """
     size = frame.shape[:2]
     centres = (np.arange(steps) + 0.5) / steps
     gy, gx = np.meshgrid(centres, centres, indexing="ij")
     picker = {
         "type": "scatter", "mode": "markers", "x": (gx.ravel() * size[1] - 0.5), "y": (gy.ravel() * size[0] - 0.5),
-        "customdata": np.stack([gy.ravel(), gx.ravel()], axis=1),
         "marker": {"size": max(4, 300 // steps), "symbol": "square", "color": "rgba(255,255,255,0.02)"},
-        "hovertemplate": "click to query y=%{customdata[0]:.0%}, x=%{customdata[1]:.0%}<extra></extra>",
+        "hovertemplate": "click to query this point<extra></extra>",
         "name": "picker", "xaxis": "x", "yaxis": "y",
     }
     data = [_image_trace(frame, 0, "query frame"), picker, _query_marker(fy, fx, size, 0)]
@@ -219,10 +222,10 @@ def spacetime_figure(
     count = frames.shape[0]
     rows, cols = _rows_cols(count, per_row)
     size = frames.shape[1:3]
-    vmax = float(row.max())
+    vrange = (float(row.min()), float(row.max()))
     data = []
     for k in range(count):
-        data.append(_image_trace(overlay(frames[k], row[k], vmax), k, f"frame {k}"))
+        data.append(_image_trace(overlay(frames[k], row[k], vrange), k, f"frame {k}"))
         data.append(_hover_trace(row[k], size, k, f"frame {k}"))
     data.append(_query_marker(fy, fx, size, t))
     titles = [f"t={k}: {row[k].sum():.0%}" + (" (query)" if k == t else "") for k in range(count)]
@@ -281,7 +284,7 @@ def swapped_figure(
     size = frame.shape[:2]
     layout = _grid_layout(
         2, 2, ["DNL: spatial", "DNL: temporal", "swapped DNL: spatial", "swapped DNL: temporal"],
-        images=[True, False, True, False], h_gap=0.08, v_gap=0.12, title_room=0.05,
+        images=[True, False, True, False], h_gap=0.08, v_gap=0.2, title_room=0.05,
     )
     data = []
     top = max(float(original[1].max()), float(swapped[1].max()), 1e-6)
@@ -321,7 +324,9 @@ def matrix_figure(matrix: np.ndarray, title: str = "", signed: bool = False) -> 
         bound = float(np.abs(matrix).max()) or 1.0
         scale, zmin, zmax = SIGNED_SCALE, -bound, bound
     else:
-        scale, zmin, zmax = MATRIX_SCALE, 0.0, float(matrix.max()) or 1.0
+        # From the matrix's min to its max: TA weights of a flat clip sit near 1/T and would be one colour.
+        zmin, zmax = float(matrix.min()), float(matrix.max())
+        scale, zmax = MATRIX_SCALE, zmax if zmax > zmin else zmin + 1e-6
     layout = _grid_layout(1, 1, [title] if title else None, title_room=0.08 if title else 0.0)
     layout["xaxis"].update(title={"text": "input frame"}, dtick=1, showticklabels=True)
     layout["yaxis"].update(title={"text": "output frame"}, dtick=1, showticklabels=True)
@@ -334,7 +339,7 @@ def head_grid_figure(matrices: np.ndarray, title: str = "") -> go.Figure:
     groups, heads = matrices.shape[:2]
     bound = float(np.abs(matrices).max()) or 1.0
     titles = [f"g{g} h{k}" for g in range(groups) for k in range(heads)]
-    layout = _grid_layout(groups, heads, titles, h_gap=0.015, v_gap=0.035, title_room=0.0)
+    layout = _grid_layout(groups, heads, titles, h_gap=0.015, v_gap=0.25 / groups, title_room=0.0)
     data = [
         _matrix_trace(matrices[g, k], g * heads + k, SIGNED_SCALE, -bound, bound, f"{title} g{g} h{k}", g == k == 0)
         for g in range(groups)
@@ -343,7 +348,7 @@ def head_grid_figure(matrices: np.ndarray, title: str = "") -> go.Figure:
     layout["margin"] = {"l": 4, "r": 4, "t": 36 if title else 16, "b": 4}
     if title:
         layout["title"] = {"text": title, "font": FONT}
-    return _figure(data, layout, 40 + groups * 72)
+    return _figure(data, layout, 40 + groups * 90)
 
 
 def difference_figure(a: np.ndarray, b: np.ndarray, title: str = "A − B") -> go.Figure:
@@ -364,15 +369,22 @@ def regions_figure(frames: np.ndarray, maps: np.ndarray, regions: list[int], str
     """
     count = frames.shape[0]
     size = frames.shape[1:3]
-    data, titles = [], []
+    data = []
     for r, region in enumerate(regions):
-        vmax = float(maps[:, region].max())
+        vrange = (float(maps[:, region].min()), float(maps[:, region].max()))
         for k in range(count):
             index = r * count + k
-            data.append(_image_trace(overlay(frames[k], maps[k, region], vmax), index))
+            data.append(_image_trace(overlay(frames[k], maps[k, region], vrange), index))
             data.append(_hover_trace(maps[k, region], size, index, f"region {region}, frame {k}"))
-            label = f"region {region}" + (f" ({strength[region]:.2f})" if strength is not None else "")
-            titles.append(f"{label}, t={k}" if k == 0 else f"t={k}")
-    layout = _grid_layout(len(regions), count, titles, v_gap=0.04, title_room=0.0)
-    layout["margin"] = {"l": 4, "r": 4, "t": 20, "b": 4}
-    return _figure(data, layout, _strip_height(count, len(regions)))
+    titles = [f"t={k}" for k in range(count)]
+    rows = len(regions)
+    layout = _grid_layout(rows, count, titles, v_gap=0.1 / rows, title_room=0.12 / rows)
+    for r, region in enumerate(regions):  # row labels on the left
+        y_domain = layout[f"yaxis{'' if r * count == 0 else r * count + 1}"]["domain"]
+        label = f"region {region}" + (f"<br>{strength[region]:.3f}" if strength is not None else "")
+        layout["annotations"].append({
+            "text": label, "x": 0, "y": sum(y_domain) / 2, "xref": "paper", "yref": "paper",
+            "xanchor": "right", "yanchor": "middle", "showarrow": False, "font": FONT,
+        })
+    layout["margin"] = {"l": 64, "r": 4, "t": 8, "b": 4}
+    return _figure(data, layout, _strip_height(count, rows))

@@ -69,7 +69,9 @@ def choose_video(settings: Settings) -> engine.VideoChoice | None:
             st.sidebar.info(f"No videos in {where}. Upload one instead.")
             return None
         by_label = {str(path.relative_to(folder)): path for folder, path in videos}
-        label = st.sidebar.selectbox("File", list(by_label), key=f"video_{source}")
+        # Start on a video that comes with a label, so Predictions can show the ground truth.
+        labelled = [i for i, path in enumerate(by_label.values()) if engine.ground_truth(str(path), path.stat().st_mtime_ns)]
+        label = st.sidebar.selectbox("File", list(by_label), index=labelled[0] if labelled else 0, key=f"video_{source}")
         return engine.video_from_file(by_label[label], trusted=source == "Bundled")
     except (OSError, VideoError) as error:
         st.sidebar.error(plain_error(error))
@@ -146,31 +148,35 @@ def choose_query(results: list[engine.ModelResult]) -> tuple[Query | None, int]:
         st.sidebar.info("The chosen models have no attention blocks.")
         return None, top_k
     frames = min(r.frames.shape[0] for r in results)
-    if st.session_state.get("q_block") not in blocks:
-        st.session_state["q_block"] = blocks[0]
-    if st.session_state.get("q_t", 0) >= frames:
-        st.session_state["q_t"] = frames - 1
+    # Defaults go into session_state before the widgets exist (the picker callback writes q_y, q_x).
+    state = st.session_state
+    if state.get("q_block") not in blocks:
+        state["q_block"] = blocks[0]
+    state["q_t"] = min(state.get("q_t", frames // 2), frames - 1)
+    state.setdefault("q_y", 50)
+    state.setdefault("q_x", 50)
     block = st.sidebar.selectbox("Block", blocks, key="q_block", help="an inserted attention block (stage.index)")
-    t = st.sidebar.slider("Frame t", 0, frames - 1, frames // 2, key="q_t")
-    y = st.sidebar.slider("y (% of height)", 0, 99, 50, key="q_y")
-    x = st.sidebar.slider("x (% of width)", 0, 99, 50, key="q_x")
+    t = st.sidebar.slider("Frame t", 0, frames - 1, key="q_t")
+    y = st.sidebar.slider("y (% of height)", 0, 99, key="q_y")
+    x = st.sidebar.slider("x (% of width)", 0, 99, key="q_x")
     st.sidebar.caption("Or click on the frame in the Query point view.")
     return Query(block, t, (y + 0.5) / 100, (x + 0.5) / 100), top_k
 
 
 def on_pick() -> None:
-    """Callback of the picker chart: a clicked point becomes the query's (y, x)."""
-    state = st.session_state.get("picker")
-    points = (state or {}).get("selection", {}).get("points", [])
+    """Callback of the picker chart: a clicked point becomes the query's (y, x).
+
+    The point's x, y are pixel coordinates of the shown crop (pixel centres at integers).
+    """
+    state = st.session_state.get("picker") or {}
+    points = state.get("selection", {}).get("points", [])
     if not points:
         return
-    point = points[0]
-    custom = point.get("customdata")
-    if custom is not None and len(custom) == 2:
-        fy, fx = float(custom[0]), float(custom[1])
-    else:
-        size = st.session_state.get("picker_size", 112)
-        fy, fx = (float(point["y"]) + 0.5) / size, (float(point["x"]) + 0.5) / size
+    size = st.session_state.get("picker_size", 112)
+    try:
+        fy, fx = (float(points[0]["y"]) + 0.5) / size, (float(points[0]["x"]) + 0.5) / size
+    except (KeyError, TypeError, ValueError):
+        return
     st.session_state["q_y"] = min(99, max(0, int(fy * 100)))
     st.session_state["q_x"] = min(99, max(0, int(fx * 100)))
 

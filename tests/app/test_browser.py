@@ -1,0 +1,136 @@
+"""The real app in a real browser: `streamlit run` on a free localhost port, Debian's chromium, headless.
+
+It opens the app exactly as `make run` does (bundled checkpoints and videos),
+waits for every view's figures, clicks a query point on the frame, and saves
+one screenshot per view. Screenshots go to tests/app/screenshots/ (ignored by
+git); to refresh the README's images:
+
+    GTA_LENS_SCREENSHOTS=assets/screenshots .venv/bin/python -m pytest tests/app/test_browser.py
+
+The browser is never downloaded: a missing /usr/bin/chromium fails the test
+(`.ci/run` installs Debian's chromium package).
+"""
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+VIEWS = [  # (navigation label, screenshot name, figures expected with the 3 demo checkpoints)
+    ("Predictions", "predictions", 6),
+    ("Query point", "query", 6),
+    ("Temporal attention", "temporal", 8),
+    ("Regions", "regions", 2),
+    ("Swapped attention", "swapped", 2),
+]
+TIMEOUT_MS = 60_000
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_healthy(url: str, server: subprocess.Popen, deadline_s: float = 60.0) -> None:
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        if server.poll() is not None:
+            raise AssertionError(f"streamlit exited with {server.returncode}: {server.stdout.read()[-2000:]}")
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise AssertionError(f"streamlit did not answer on {url} within {deadline_s:.0f} s")
+
+
+@pytest.fixture(scope="module")
+def app_url():
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GTA_LENS_")}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.address", "127.0.0.1",
+         "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, server)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def _wait_for_figures(page, count: int) -> None:
+    """Wait until the script run is over (no running indicator) and `count` figures have drawn."""
+    page.wait_for_timeout(300)
+    expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=TIMEOUT_MS)
+    plots = page.locator("[data-testid='stMain'] .js-plotly-plot")
+    expect(plots).to_have_count(count, timeout=TIMEOUT_MS)
+    # Every figure has drawn its plot area; no error box and no exception on the page.
+    for index in range(count):
+        expect(plots.nth(index).locator(".main-svg").first).to_be_visible(timeout=TIMEOUT_MS)
+    assert page.locator("[data-testid='stException']").count() == 0
+    assert page.locator("[data-testid='stAlertContentError']").count() == 0
+
+
+def test_every_view_in_a_real_browser(app_url):
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium), as .ci/run does"
+    shots = Path(os.environ.get("GTA_LENS_SCREENSHOTS", ROOT / "tests/app/screenshots"))
+    if not shots.is_absolute():
+        shots = ROOT / shots
+    shots.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 1800})
+            page.goto(app_url, wait_until="domcontentloaded")
+            for label, name, count in VIEWS:
+                page.get_by_role("link", name=label, exact=True).click()
+                expect(page.get_by_test_id("stMain").get_by_role("heading", name=label)).to_be_visible(timeout=TIMEOUT_MS)
+                _wait_for_figures(page, count)
+                if name == "query":
+                    _pick_query_point(page)
+                    _wait_for_figures(page, count)
+                page.wait_for_timeout(500)  # let plotly finish its transitions before the picture
+                page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+        finally:
+            browser.close()
+    for _, name, _ in VIEWS:
+        assert (shots / f"{name}.png").stat().st_size > 10_000
+
+
+def _pick_query_point(page) -> None:
+    """Click the frame at 25% height, 75% width; the query caption follows."""
+    caption = page.get_by_text(re.compile(r"^Query: block"))
+    before = caption.inner_text()
+    frame = page.locator(".st-key-picker .js-plotly-plot .imagelayer image").first
+    box = frame.bounding_box()
+    assert box is not None, "the picker figure shows no frame"
+    page.mouse.move(box["x"] + 0.75 * box["width"], box["y"] + 0.25 * box["height"])
+    page.wait_for_timeout(200)
+    page.mouse.click(box["x"] + 0.75 * box["width"], box["y"] + 0.25 * box["height"])
+    expect(caption).not_to_have_text(before, timeout=TIMEOUT_MS)
+    text = caption.inner_text()
+    y, x = (int(v) for v in re.search(r"y = (\d+)%, x = (\d+)%", text).groups())
+    assert abs(y - 25) <= 4 and abs(x - 75) <= 4, text

@@ -1,0 +1,88 @@
+"""Figure builders and gta_core.views, called directly (no Streamlit, no browser)."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from app import figures
+from gta_core import capture, create_model
+from gta_core.views import grid_cell, query_view, region_view, temporal_matrices
+from tests.app.conftest import array, traces
+from tests.helpers import activate_blocks, tiny_clip
+
+
+def test_overlay_colours_the_peak():
+    frame = np.full((32, 32, 3), 128, np.uint8)
+    attention = np.zeros((4, 4), np.float32)
+    attention[0, 3] = 1.0                                                # top-right key cell
+    out = figures.overlay(frame, attention)
+    assert out.shape == (32, 32, 3) and out.dtype == np.uint8
+    peak, cold = out[2, 29], out[29, 2]
+    assert peak[0] > peak[2] and cold[2] > cold[0]                       # jet: red at the peak, blue elsewhere
+
+
+def test_grid_cell_maps_crop_pixels_to_the_feature_grid():
+    # y = Y·H / input_size: pixel row 56 of a 112 crop is row 7 of a 14-row grid, row 3 of a 7-row grid.
+    assert grid_cell(56 / 112, 0.0, (14, 14)) == (7, 0)
+    assert grid_cell(56 / 112, 111 / 112, (7, 7)) == (3, 6)
+    assert grid_cell(0.999, 0.999, (4, 5)) == (3, 4)
+
+
+def test_query_views_match_the_records():
+    torch.manual_seed(0)
+    clip = tiny_clip(batch=1, frames=8, size=64)
+    for name in ("demo_r2d18_nl", "demo_r2d18_dnl", "demo_r2d18_gta"):
+        model = activate_blocks(create_model(name, num_classes=5).eval())
+        record = capture(model, clip).records["res3.1"]
+        view = query_view(record, 3, 0.5, 0.25)
+        assert view.cell == (4, 2)                                       # 64² input: res3 grid 8×8
+        if view.kind == "NL":
+            np.testing.assert_array_equal(view.spacetime, record.row(3, 4, 2).numpy())
+        else:
+            np.testing.assert_array_equal(view.spatial, record.spatial.map_at(3, 4, 2).numpy())
+        if view.kind == "DNL":
+            np.testing.assert_array_equal(view.temporal, record.temporal.weights_at(3, 4, 2).numpy())
+            assert list(temporal_matrices(record)) == ["TA mean over pixels"]
+        if view.kind == "GTA":
+            assert set(view.global_rows) == {"M̂_P", "M̂_R"}
+            regions = region_view(record)
+            assert regions.maps.shape == (8, 4, 8, 8)
+            assert regions.order[0] == int(np.argmax(regions.strength))
+
+
+def test_spacetime_figure_layout_and_hover():
+    frames = np.zeros((8, 56, 56, 3), np.uint8)
+    row = np.random.default_rng(0).random((8, 4, 4)).astype(np.float32)
+    fig = figures.spacetime_figure(frames, row / row.sum(), t=5, fy=0.5, fx=0.5, per_row=4).to_plotly_json()
+    assert len(traces(fig, "image")) == 8
+    heat = traces(fig, "heatmap")
+    assert [array(h["z"]).shape for h in heat] == [(4, 4)] * 8
+    assert all(h["opacity"] == 0 and "weight" in h["hovertemplate"] for h in heat)
+    marker = traces(fig, "scatter")[0]
+    assert marker["xaxis"] == "x6" and marker["x"] == [27.5]           # the cross sits on frame 5
+    assert fig["layout"]["yaxis5"]["domain"][1] < fig["layout"]["yaxis"]["domain"][0]  # second row below
+
+
+def test_matrix_figures():
+    rng = np.random.default_rng(1)
+    heads = rng.normal(size=(2, 3, 8, 8)).astype(np.float32)
+    grid = figures.head_grid_figure(heads, "M̂_P").to_plotly_json()
+    assert len(traces(grid, "heatmap")) == 6
+    bound = float(np.abs(heads).max())
+    assert all(np.isclose(h["zmin"], -bound) and np.isclose(h["zmax"], bound) for h in traces(grid, "heatmap"))
+    a, b = np.abs(heads[0, 0]), np.abs(heads[1, 1])
+    diff = figures.difference_figure(a, b).to_plotly_json()
+    np.testing.assert_allclose(array(traces(diff, "heatmap")[0]["z"]), a - b, atol=1e-6)
+
+
+def test_swapped_and_regions_figures():
+    frame = np.zeros((56, 56, 3), np.uint8)
+    spatial, temporal = np.full((4, 4), 1 / 16, np.float32), np.full(8, 1 / 8, np.float32)
+    fig = figures.swapped_figure(frame, (spatial, temporal), (spatial, temporal * 2), 3, 0.5, 0.5).to_plotly_json()
+    assert len(traces(fig, "image")) == 2 and len(traces(fig, "bar")) == 2
+    maps = np.full((8, 4, 7, 7), 1 / 49, np.float32)
+    regions = figures.regions_figure(np.zeros((8, 56, 56, 3), np.uint8), maps, [2, 0], np.arange(4.0)).to_plotly_json()
+    assert len(traces(regions, "image")) == 16
+    assert [a["text"] for a in regions["layout"]["annotations"] if a["text"].startswith("region")] == [
+        "region 2<br>2.000", "region 0<br>0.000",
+    ]
