@@ -3,7 +3,6 @@ import math
 
 import pytest
 import torch
-from einops import rearrange
 
 from gta_core.layers import (
     DecoupledAttention,

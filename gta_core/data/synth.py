@@ -45,9 +45,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -561,7 +559,11 @@ def _main(args: argparse.Namespace) -> int:
     out = generate(
         args.out, seed=args.seed, variant=args.variant, videos_per_class=args.videos_per_class,
         size=args.size, frames=args.frames, fps=args.fps, workers=args.workers,
-        command_line="python -m gta_core " + " ".join(sys.argv[1:]),
+        # Rebuilt from the parsed arguments (sys.argv is not ours when called in-process).
+        command_line=(
+            f"python -m gta_core synth {args.out} --seed {args.seed} --variant {args.variant} "
+            f"--videos-per-class {args.videos_per_class} --size {args.size} --frames {args.frames} --fps {args.fps}"
+        ),
     )
     info = json.loads((out / "dataset_info.json").read_text())
     print(f"wrote {info['num_videos']} videos ({info['num_classes']} classes) to {out} in {info['seconds']} s")
