@@ -13,6 +13,8 @@ import sys
 COMMAND_MODULES = (
     "gta_core.commands",      # models, flops, info
     "gta_core.data.synth",    # synth
+    "gta_core.train",         # train
+    "gta_core.evaluate",      # evaluate, predict
 )
 
 

@@ -1,0 +1,311 @@
+"""Evaluation and prediction: `python -m gta_core evaluate` and `predict`.
+
+    python -m gta_core evaluate CHECKPOINT --data DIR [--split validation] [--json]
+    torchrun --nproc_per_node 2 -m gta_core evaluate CHECKPOINT --data DIR
+    python -m gta_core predict CHECKPOINT VIDEO [--topk 5] [--json]
+
+Evaluation is deterministic: clips are read in test mode (the centre frame of
+each TSN segment, the centre crop), the model is in eval mode, and nothing
+random is drawn. Reported: top-1, top-5, mean loss, per-class accuracy, the
+confusion matrix (rows: true class, columns: predicted), and, when the data
+folder has `reverse_pairs.json` (class -> class of its time reversal),
+*reversed accuracy*: every clip is played backwards (frame order flipped) and
+scored against its pair's label. An order-invariant model (R2D, NL, DNL) gives
+a reversed clip the same logits as the clip itself, so on a pair it can score
+at most 50% between forward and reversed accuracy together.
+
+Under torchrun the clips are cut into the same batches one process would use
+and batch b goes to rank b mod N, without padding; the ranks' logits are
+gathered and put back in dataset order. Every batch is computed exactly as in
+one process, so the metrics are the same numbers (DistributedSampler would pad
+the last shard with repeated clips, which would then count twice).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .checkpoint import CheckpointError, load_checkpoint
+from .distributed import DistEnv, all_gather_objects, init_distributed, shutdown
+
+REVERSE_PAIRS_FILE = "reverse_pairs.json"
+
+
+# ---------------------------------------------------------------- inference
+
+
+def batch_indices(num_items: int, batch_size: int) -> list[list[int]]:
+    """[0..n) cut into consecutive batches, as a one-process loader would."""
+    return [list(range(s, min(s + batch_size, num_items))) for s in range(0, num_items, batch_size)]
+
+
+@torch.inference_mode()
+def predict_logits(
+    model: nn.Module,
+    dataset,
+    env: DistEnv = DistEnv(),
+    batch_size: int = 16,
+    with_reversed: bool = False,
+    progress: Callable | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Logits of every item of `dataset` in dataset order, on every rank.
+
+    Returns (logits (N, C) float32, labels (N,), reversed logits (N, C) or None).
+    Under a process group, rank r computes batches r, r+N, ...; results are gathered.
+    """
+    model.eval()
+    mine = batch_indices(len(dataset), batch_size)[env.rank::env.world_size]
+    rows: list[tuple[list[int], np.ndarray, np.ndarray, np.ndarray | None]] = []
+    iterator = progress(mine) if progress else mine
+    for batch in iterator:
+        items = [dataset[i] for i in batch]
+        clips = torch.stack([clip for clip, _ in items]).to(env.device)   # (B, 3, T, H, W)
+        labels = np.array([label for _, label in items], dtype=np.int64)
+        logits = model(clips).float().cpu().numpy()
+        rev = None
+        if with_reversed:
+            rev = model(clips.flip(dims=(2,))).float().cpu().numpy()        # T reversed
+        rows.append((batch, logits, labels, rev))
+    gathered = [row for part in all_gather_objects(env, rows) for row in part]
+    gathered.sort(key=lambda row: row[0][0])
+    if not gathered:
+        raise ValueError("the dataset is empty")
+    logits = np.concatenate([r[1] for r in gathered])
+    labels = np.concatenate([r[2] for r in gathered])
+    reversed_logits = np.concatenate([r[3] for r in gathered]) if with_reversed else None
+    order = np.concatenate([r[0] for r in gathered])
+    assert np.array_equal(order, np.arange(len(dataset))), "gathered batches do not cover the dataset once"
+    return logits, labels, reversed_logits
+
+
+# ---------------------------------------------------------------- metrics
+
+
+def topk_correct(logits: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """Bool (N,): the label is among the k highest logits (ties broken by lower index)."""
+    k = min(k, logits.shape[1])
+    # argsort of -logits, stable: equal logits rank by class index, the same every run.
+    top = np.argsort(-logits, axis=1, kind="stable")[:, :k]
+    return (top == labels[:, None]).any(axis=1)
+
+
+def compute_metrics(
+    logits: np.ndarray,
+    labels: np.ndarray,
+    class_names: Sequence[str],
+    reversed_logits: np.ndarray | None = None,
+    reversed_labels: np.ndarray | None = None,
+) -> dict:
+    """Top-1/top-5/loss, per-class accuracy, confusion matrix, reversed accuracy."""
+    n, c = logits.shape
+    pred = np.argsort(-logits, axis=1, kind="stable")[:, 0]
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    confusion = np.zeros((c, c), dtype=np.int64)
+    np.add.at(confusion, (labels, pred), 1)
+    support = confusion.sum(axis=1)
+    per_class = {
+        name: (float(confusion[i, i] / support[i]) if support[i] else None)
+        for i, name in enumerate(class_names)
+    }
+    metrics = {
+        "num_clips": int(n),
+        "top1": float((pred == labels).mean()),
+        "top5": float(topk_correct(logits, labels, 5).mean()),
+        "loss": float(-log_probs[np.arange(n), labels].mean()),
+        "per_class_accuracy": per_class,
+        "class_support": {name: int(s) for name, s in zip(class_names, support)},
+        "confusion_matrix": confusion.tolist(),
+    }
+    if reversed_logits is not None and reversed_labels is not None:
+        rev_pred = np.argsort(-reversed_logits, axis=1, kind="stable")[:, 0]
+        metrics["reversed_top1"] = float((rev_pred == reversed_labels).mean())
+        # A clip and its reversal both right: only a model that sees order can do this on a pair.
+        metrics["both_directions_top1"] = float(((rev_pred == reversed_labels) & (pred == labels)).mean())
+    return metrics
+
+
+def reversed_targets(data_root: str | Path, class_names: Sequence[str], labels: np.ndarray) -> np.ndarray | None:
+    """The label a time-reversed clip should get, from DATA/reverse_pairs.json; None if absent."""
+    path = Path(data_root) / REVERSE_PAIRS_FILE
+    if not path.is_file():
+        return None
+    pairs = json.loads(path.read_text())
+    index = {name: i for i, name in enumerate(class_names)}
+    table = np.full(len(class_names), -1, dtype=np.int64)
+    for name, twin in pairs.items():
+        if name in index and twin in index:
+            table[index[name]] = index[twin]
+    missing = sorted({class_names[i] for i in labels if table[i] < 0})
+    if missing:
+        raise ValueError(f"{path} gives no time-reversal pair for {missing}")
+    return table[labels]
+
+
+# ---------------------------------------------------------------- the evaluate command
+
+
+def _dataset_for(checkpoint, data: str | Path, split: str, decoder: str):
+    from .data.ssv2 import SSv2Dataset
+    from .video import ClipSpec
+
+    spec = ClipSpec.from_config(checkpoint.config.to_dict())
+    dataset = SSv2Dataset(data, split, spec, train=False, decoder=decoder)
+    if dataset.class_names != checkpoint.config.class_names:
+        unknown = sorted(set(dataset.class_names) - set(checkpoint.config.class_names))
+        if unknown:
+            raise ValueError(f"{data}: classes the checkpoint does not know: {unknown[:5]}")
+        # Same classes, another order: relabel into the checkpoint's indices.
+        index = {name: i for i, name in enumerate(checkpoint.config.class_names)}
+        dataset.samples = [(p, index[dataset.class_names[y]], vid) for p, y, vid in dataset.samples]
+        dataset.class_names = list(checkpoint.config.class_names)
+    return dataset
+
+
+def evaluate_model(
+    model: nn.Module,
+    dataset,
+    class_names: Sequence[str],
+    data_root: str | Path,
+    env: DistEnv = DistEnv(),
+    batch_size: int = 16,
+    reversed_: bool = True,
+    progress: Callable | None = None,
+) -> dict:
+    """Metrics of `model` on `dataset` (items (clip, label)); the same on every rank."""
+    labels_only = np.array([s[1] for s in getattr(dataset, "samples", [])], dtype=np.int64)
+    rev_labels = reversed_targets(data_root, class_names, labels_only) if reversed_ and len(labels_only) else None
+    logits, labels, rev_logits = predict_logits(
+        model, dataset, env, batch_size, with_reversed=rev_labels is not None, progress=progress
+    )
+    if rev_labels is not None and not np.array_equal(labels, labels_only):
+        raise AssertionError("dataset labels changed while evaluating")
+    return compute_metrics(logits, labels, class_names, rev_logits, rev_labels)
+
+
+def summary_line(metrics: dict) -> str:
+    text = f"top-1 {100 * metrics['top1']:.2f}%  top-5 {100 * metrics['top5']:.2f}%  loss {metrics['loss']:.4f}"
+    if "reversed_top1" in metrics:
+        text += f"  reversed {100 * metrics['reversed_top1']:.2f}%"
+    return text + f"  ({metrics['num_clips']} clips)"
+
+
+def _print_report(metrics: dict, class_names: Sequence[str]) -> None:
+    print(summary_line(metrics))
+    width = max(len(n) for n in class_names)
+    print(f"\n{'class':<{width}}  {'acc':>7}  {'n':>4}")
+    for name in class_names:
+        acc = metrics["per_class_accuracy"][name]
+        print(f"{name:<{width}}  {'-' if acc is None else f'{100 * acc:6.2f}%':>7}  {metrics['class_support'][name]:>4}")
+    print("\nconfusion matrix (rows: true class, columns: predicted, in class order)")
+    for i, row in enumerate(metrics["confusion_matrix"]):
+        print(f"{i:>3} " + " ".join(f"{v:>3}" for v in row))
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    env = init_distributed(args.device)
+    try:
+        checkpoint = load_checkpoint(args.checkpoint, device=env.device)
+        dataset = _dataset_for(checkpoint, args.data, args.split, args.decoder)
+    except (CheckpointError, FileNotFoundError, ValueError, KeyError) as error:
+        if env.is_main:
+            print(f"error: {error}", file=sys.stderr)
+        shutdown(env)
+        return 2
+    progress = None
+    if env.is_main and not args.json:
+        from tqdm import tqdm
+
+        progress = lambda it: tqdm(it, desc=f"evaluate (rank 0 of {env.world_size})", leave=False)  # noqa: E731
+    metrics = evaluate_model(
+        checkpoint.model, dataset, checkpoint.config.class_names, args.data, env,
+        batch_size=args.batch_size, reversed_=not args.no_reversed, progress=progress,
+    )
+    metrics = {
+        "checkpoint": str(checkpoint.path), "data": str(args.data), "split": args.split,
+        "world_size": env.world_size, **metrics,
+    }
+    if env.is_main:
+        if args.json:
+            print(json.dumps(metrics, indent=1))
+        else:
+            _print_report(metrics, checkpoint.config.class_names)
+    shutdown(env)
+    return 0
+
+
+# ---------------------------------------------------------------- the predict command
+
+
+def predict_video(checkpoint, video: str | Path, topk: int = 5, decoder: str = "auto") -> dict:
+    """Top-k classes of one video, read as the checkpoint's config says (untrusted: probed first)."""
+    from .video import ClipSpec, read_clip
+
+    spec = ClipSpec.from_config(checkpoint.config.to_dict())
+    clip = read_clip(video, spec, train=False, decoder=decoder, untrusted=True)
+    device = next(checkpoint.model.parameters()).device
+    with torch.inference_mode():
+        logits = checkpoint.model.eval()(clip.tensor.unsqueeze(0).to(device))[0].float().cpu()
+    probs = logits.softmax(dim=0)
+    k = min(topk, probs.numel())
+    values, indices = probs.topk(k)
+    names = checkpoint.config.class_names
+    return {
+        "video": str(video),
+        "checkpoint": str(checkpoint.path),
+        "frame_indices": clip.frame_indices,
+        "num_decoded_frames": clip.num_decoded_frames,
+        "predictions": [
+            {"rank": r + 1, "class": names[i], "index": int(i), "probability": float(p), "logit": float(logits[i])}
+            for r, (p, i) in enumerate(zip(values.tolist(), indices.tolist()))
+        ],
+    }
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .video import VideoError
+
+    try:
+        checkpoint = load_checkpoint(args.checkpoint, device="cuda" if args.device == "cuda" else "cpu")
+        result = predict_video(checkpoint, args.video, args.topk, args.decoder)
+    except (CheckpointError, VideoError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(result, indent=1))
+    else:
+        for row in result["predictions"]:
+            print(f"{row['rank']:>2}. {100 * row['probability']:6.2f}%  {row['class']}")
+    return 0
+
+
+def register(subparsers) -> None:
+    ev = subparsers.add_parser(
+        "evaluate", help="top-1/5, per-class, confusion matrix and reversed accuracy of a checkpoint",
+        description="Evaluate a checkpoint on an SSv2-layout dataset; runs under torchrun too.",
+    )
+    ev.add_argument("checkpoint")
+    ev.add_argument("--data", required=True, help="dataset folder (SSv2 layout)")
+    ev.add_argument("--split", default="validation", choices=("train", "validation"))
+    ev.add_argument("--batch-size", type=int, default=16)
+    ev.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    ev.add_argument("--decoder", default="auto", choices=("auto", "decord", "pyav"))
+    ev.add_argument("--no-reversed", action="store_true", help="skip reversed accuracy")
+    ev.add_argument("--json", action="store_true", help="print all metrics as JSON")
+    ev.set_defaults(func=cmd_evaluate)
+
+    pr = subparsers.add_parser("predict", help="top-k classes of one video")
+    pr.add_argument("checkpoint")
+    pr.add_argument("video")
+    pr.add_argument("--topk", type=int, default=5)
+    pr.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    pr.add_argument("--decoder", default="auto", choices=("auto", "decord", "pyav"))
+    pr.add_argument("--json", action="store_true")
+    pr.set_defaults(func=cmd_predict)

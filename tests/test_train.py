@@ -1,0 +1,131 @@
+"""The trainer: schedule, frame cache, checkpoint + metrics, exact resume, torchrun DDP."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from gta_core.checkpoint import load_checkpoint
+from gta_core.data import synth
+from gta_core.data.ssv2 import SSv2Dataset
+from gta_core.train import CachedClips, TrainConfig, build_frame_cache, flip_allowed, lr_factor, train
+from gta_core.video import ClipSpec
+
+REPO = Path(__file__).resolve().parents[1]
+# A tiny R2D-18 + GTA: width ×0.125, 4 frames, 32² input.
+TINY = {"width_multiplier": 0.125, "num_frames": 4, "gta_groups": 2}
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    # 15 temporal classes × 2 videos: 15 train, 15 validation clips of 8 frames, 32×40.
+    return synth.generate(tmp_path_factory.mktemp("synth"), seed=3, videos_per_class=2, size="32x40",
+                          frames=8, workers=1)
+
+
+def tiny_config(data_root: Path, out: Path, **changes) -> TrainConfig:
+    values = dict(
+        model="demo_r2d18_gta", data=str(data_root), out=str(out), model_overrides=dict(TINY),
+        input_size=28, resize_shorter=32, epochs=2, batch_size=5, lr=1e-3, warmup_epochs=0.5,
+        workers=0, eval_batch_size=8, progress=False, cache_frames=True,
+    )
+    values.update(changes)
+    return TrainConfig(**values)
+
+
+def test_lr_warms_up_linearly_then_follows_cosine_or_steps():
+    cfg = TrainConfig(epochs=10, warmup_epochs=2, schedule="cosine")
+    # 10 steps per epoch: 20 warm-up steps reach 1.0 at the 20th.
+    assert lr_factor(cfg, 0, 10) == pytest.approx(1 / 20)
+    assert lr_factor(cfg, 19, 10) == pytest.approx(1.0)
+    assert lr_factor(cfg, 20, 10) == pytest.approx(1.0)
+    assert lr_factor(cfg, 60, 10) == pytest.approx(0.5)          # half-way through the cosine
+    assert lr_factor(cfg, 99, 10) == pytest.approx(0.5 * (1 + math.cos(math.pi * 79 / 80)))
+    step = TrainConfig(epochs=50, warmup_epochs=2, schedule="step", milestones=(30, 40, 45), gamma=0.1)
+    assert [lr_factor(step, e * 10, 10) for e in (5, 29, 30, 40, 45, 49)] == pytest.approx(
+        [1, 1, 0.1, 0.01, 0.001, 0.001])
+
+
+def test_no_flip_for_classes_whose_meaning_a_mirror_changes():
+    names = ["Moving something from left to right", "Turning something counterclockwise", "Moving something up"]
+    assert flip_allowed(names).tolist() == [False, False, True]
+
+
+def test_cached_test_clips_equal_the_real_reader(data_root, tmp_path):
+    spec = ClipSpec(4, 28, 32, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    source = SSv2Dataset(data_root, "validation", spec, train=False)
+    cache = build_frame_cache(source, 32, 64, tmp_path, progress=False)
+    cached = CachedClips(source, cache, num_frames=4, input_size=28, train=False)
+    for i in (0, 7, 14):
+        assert torch.equal(cached[i][0], source[i][0])
+        assert cached[i][1] == source[i][1]
+    # Training items: random but repeatable per (seed, index, epoch), and new each epoch.
+    train_items = CachedClips(source, cache, num_frames=4, input_size=28, train=True, seed=1)
+    first = train_items[3][0]
+    assert torch.equal(first, train_items[3][0])
+    train_items.set_epoch(1)
+    assert not torch.equal(first, train_items[3][0])
+
+
+def test_training_writes_checkpoint_and_metrics_and_resumes_exactly(data_root, tmp_path):
+    straight = tmp_path / "straight"
+    final = train(tiny_config(data_root, straight))
+    lines = [json.loads(l) for l in (straight / "metrics.jsonl").read_text().splitlines()]
+    assert [l["epoch"] for l in lines] == [1, 2] and lines[-1]["step"] == 6     # 15 clips / 5 per batch
+    assert all(0 <= l["val_top1"] <= 1 and "val_reversed_top1" in l for l in lines)
+    ckpt = load_checkpoint(straight)
+    config = ckpt.config
+    assert config.model_name == "demo_r2d18_gta" and config.num_frames == 4 and config.input_size == 28
+    assert config.dataset["seed"] == 3 and config.dataset["variant"] == "temporal"
+    assert "synth" in config.dataset["generator_command"] or "generate(" in config.dataset["generator_command"]
+    assert config.provenance["device"] == "cpu" and config.provenance["git_commit"]
+    assert config.provenance["epochs_done"] == 2 and config.metrics["val_top1"] == final["val_top1"]
+    assert set(config.metrics) >= {"val_top1", "val_top5", "val_reversed_top1"}
+    assert not (straight / "resume").exists()      # a finished run leaves only the checkpoint
+
+    # Interrupted after epoch 1 (the same 2-epoch schedule), then resumed.
+    cut = tmp_path / "cut"
+    train(tiny_config(data_root, cut, max_steps=3))
+    assert (cut / "resume" / "state.json").is_file()
+    assert load_checkpoint(cut).config.provenance["stopped_at_max_steps"] is True
+    train(tiny_config(data_root, cut, resume=True))
+    a, b = load_file(straight / "model.safetensors"), load_file(cut / "model.safetensors")
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a), "a resumed run must end with the same weights"
+    cut_lines = [json.loads(l) for l in (cut / "metrics.jsonl").read_text().splitlines()]
+    assert [l["epoch"] for l in cut_lines] == [1, 2]
+    assert cut_lines[1]["train_loss"] == lines[1]["train_loss"]
+
+
+def test_torchrun_two_processes_train_on_different_clips_and_save_a_loadable_checkpoint(data_root, tmp_path):
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        "-m", "gta_core", "train", "--model", "demo_r2d18_gta", "--data", str(data_root), "--out", str(out),
+        "--set", "width_multiplier=0.125", "--frames", "4", "--set", "gta_groups=2",
+        "--input-size", "28", "--resize-shorter", "32", "--batch-size", "3", "--epochs", "1",
+        "--max-steps", "2", "--workers", "0", "--device", "cpu", "--log-sample-ids", "--no-progress",
+    ]
+    run = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-3000:]
+    lines = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    assert len(lines) == 1, "rank 0 alone writes the metrics"
+    line = lines[0]
+    assert line["step"] == 2 and line["train_clips"] == 2 * 2 * 3     # 2 steps × 2 ranks × 3 clips
+    rank0, rank1 = line["sample_ids_by_rank"]
+    assert len(rank0) == len(rank1) == 6
+    assert not set(rank0) & set(rank1), "DistributedSampler must give each rank different clips"
+    ckpt = load_checkpoint(out)
+    assert ckpt.config.provenance["world_size"] == 2
+    assert ckpt.config.provenance["command"].startswith("torchrun --nproc_per_node 2 -m gta_core train")
+    assert not any(k.startswith("module.") for k in ckpt.model.state_dict())
+    with torch.inference_mode():
+        assert ckpt.model(torch.zeros(1, 3, 4, 28, 28)).shape == (1, 15)
