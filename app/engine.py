@@ -8,7 +8,8 @@ Caches (all shared by every session, all holding immutable values):
   NL capture at 224² is tens of MB, which would blow the query-point budget.
   A result is never mutated after it is made, and its key contains the video's
   content digest, so sharing it between sessions leaks nothing.
-- `probe_upload`: the child-process probe's verdict per content digest.
+- `read_video`: one decoded clip per (video content digest, clip spec), shared by models with the same spec.
+- `_probe`: the child-process probe's verdict per content digest.
 Model runs are serialised by one lock (`model_lock`): the GPU (or the 2 CPU
 cores) runs one model at a time, and swapped-projection captures set flags
 on the shared model.
@@ -252,6 +253,12 @@ def _has_dnl(cap: Capture) -> bool:
 
 
 @st.cache_resource(show_spinner=False, max_entries=RESULT_CACHE_ENTRIES)
+def read_video(digest: str, spec: ClipSpec, _video_path: str, _decoder: str):
+    """The clip a spec asks for, decoded once per (content, spec) and shared by the models that use it."""
+    return read_clip(_video_path, spec, decoder=_decoder)
+
+
+@st.cache_resource(show_spinner=False, max_entries=RESULT_CACHE_ENTRIES)
 def run_model(
     checkpoint: str, mtime_ns: int, digest: str, device: str, precision: str, _video_path: str, _decoder: str
 ) -> ModelResult:
@@ -259,7 +266,7 @@ def run_model(
     loaded = load_model(checkpoint, mtime_ns, device)
     config = loaded.config
     spec = ClipSpec.from_config(config.to_dict())
-    clip = read_clip(_video_path, spec, decoder=_decoder)
+    clip = read_video(digest, spec, _video_path, _decoder)
     batch = clip.tensor[None].to(device)                         # (1, 3, T, S, S)
     with model_lock():
         INFERENCE_CALLS[Path(checkpoint).name] += 1

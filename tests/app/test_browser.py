@@ -1,6 +1,6 @@
 """The real app in a real browser: `streamlit run` on a free localhost port, Debian's chromium, headless.
 
-It opens the app exactly as `make run` does (bundled checkpoints and videos),
+It opens the app as `make run` does (bundled videos, the demo checkpoints in CHECKPOINTS),
 waits for every view's figures, clicks a query point on the frame, and saves
 one screenshot per view. Screenshots go to tests/app/screenshots/ (ignored by
 git); to refresh the README's images:
@@ -30,7 +30,9 @@ CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
-VIEWS = [  # (navigation label, screenshot name, figures expected with the 3 demo checkpoints)
+# The checkpoints the screenshots show; the figure counts below are for these three (DNL, GTA, NL).
+CHECKPOINTS = ["checkpoints/random_demo_dnl", "checkpoints/random_demo_gta", "checkpoints/random_demo_nl"]
+VIEWS = [  # (navigation label, screenshot name, figures expected with CHECKPOINTS)
     ("Predictions", "predictions", 6),
     ("Query point", "query", 6),
     ("Temporal attention", "temporal", 8),
@@ -64,6 +66,7 @@ def _wait_healthy(url: str, server: subprocess.Popen, deadline_s: float = 60.0) 
 def app_url():
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("GTA_LENS_")}
+    env["GTA_LENS_CHECKPOINTS"] = os.pathsep.join(str(ROOT / c) for c in CHECKPOINTS)
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.address", "127.0.0.1",
          "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
