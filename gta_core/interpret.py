@@ -1,0 +1,585 @@
+"""Interpretability beyond attention maps: attributions, order probes, knockouts.
+
+Everything here takes a model and a clip and returns a plain dataclass of
+numpy arrays; nothing imports streamlit.
+
+    integrated_gradients(model, clip)   per-pixel input attributions (captum IG)
+    grad_cam(model, clip)               Grad-CAM on the last stage, per frame (captum)
+    frame_occlusion(model, clip)        the score drop when frame t is replaced
+    order_probe(models, clips)          original / reversed / shuffled frame order
+    knockout(model, clip, components)   zero a GTA head, group, region, branch or block
+
+Thread safety. Every function works on a *private copy* of the model
+(`private_copy`: `copy.deepcopy`, eval mode, parameters without gradients,
+swapped projections off, no hooks); captum's hooks and the knockouts' edits
+live on that copy only, and the model passed in is only read. A caller that
+shares a model between threads needs no lock for these functions beyond what
+keeps the model from being *written* while it is copied (the app takes its
+model lock around the call, as for captures). `knocked_out` is the one
+exception: it edits the module it is given (and restores it on exit, also on
+error), so call it on a private copy or under a lock.
+
+Scores. The score of a class is its logit (the pre-softmax output of the TSN
+consensus), the quantity Integrated Gradients is complete for; probabilities
+are reported beside it where a person reads them. All runs are in eval mode
+(BatchNorm running statistics, no dropout).
+
+Clips are (3, T, H, W) or (1, 3, T, H, W) tensors, normalised as the
+checkpoint's config says (what `gta_core.video.read_clip` returns).
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from einops import rearrange
+from torch import nn
+
+from .layers import DecoupledAttention, GlobalTemporalAttention, GTABlock, NonLocalBlock
+from .models import VideoNet
+
+ORDERS = ("original", "reversed", "shuffled")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def private_copy(model: VideoNet) -> VideoNet:
+    """A deep copy of `model` for interpretation: eval mode, no parameter gradients, no hooks.
+
+    DNL's `swap_projections` flags are switched off in the copy (a copy taken
+    while another thread captures swapped attention would otherwise inherit
+    them), and any forward hooks the copy inherited (another thread's capture
+    recorder) are dropped: they belong to someone else's run.
+    """
+    clone = copy.deepcopy(model).eval()
+    clone.requires_grad_(False)
+    for module in clone.modules():
+        module._forward_hooks.clear()
+        module._forward_pre_hooks.clear()
+        if isinstance(module, DecoupledAttention):
+            module.swap_projections = False
+    return clone
+
+
+def has_hooks(model: nn.Module) -> bool:
+    """Whether any module of `model` carries a forward, pre-forward or backward hook."""
+    return any(
+        m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or getattr(m, "_backward_pre_hooks", None)
+        for m in model.modules()
+    )
+
+
+def _as_batch(model: VideoNet, clip: torch.Tensor) -> torch.Tensor:
+    """(3, T, H, W) or (1, 3, T, H, W) -> (1, 3, T, H, W) float32 on the model's device."""
+    if clip.dim() == 4:
+        clip = clip[None]
+    if clip.dim() != 5 or clip.shape[0] != 1 or clip.shape[1] != 3:
+        raise ValueError(f"expected one clip of shape (3, T, H, W) or (1, 3, T, H, W), got {tuple(clip.shape)}")
+    device = next(model.parameters()).device
+    return clip.detach().to(device=device, dtype=torch.float32)
+
+
+def _logits(model: VideoNet, batch: torch.Tensor) -> torch.Tensor:
+    with torch.inference_mode():
+        return model(batch).float()
+
+
+def _target(logits: torch.Tensor, target: int | None) -> int:
+    classes = logits.shape[-1]
+    if target is None:
+        return int(logits[0].argmax())
+    if not 0 <= int(target) < classes:
+        raise ValueError(f"target class {target} is outside 0..{classes - 1}")
+    return int(target)
+
+
+def _numpy(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.detach().to("cpu", torch.float32).numpy()
+
+
+# --------------------------------------------------------------------------- attributions
+
+
+@dataclass
+class Attribution:
+    """Attributions of one class score to one clip.
+
+    `maps` are per frame: for Integrated Gradients the per-pixel attribution
+    summed over RGB, on the input grid (T, H, W); for Grad-CAM the class
+    activation map on the last stage's grid (T, h, w), before the ReLU (draw
+    `positive_maps`). `per_frame` is the signed sum of `maps` over each frame
+    (T,): for IG it sums to `score - baseline_score` up to `delta`; for Grad-CAM
+    it is each frame's contribution to `score - bias` (see `grad_cam`).
+    """
+
+    method: str                 # "integrated_gradients" or "grad_cam"
+    target: int
+    score: float                # logit of `target` on the clip
+    maps: np.ndarray
+    per_frame: np.ndarray       # (T,) signed
+    baseline_score: float | None = None   # IG: logit of `target` on the baseline
+    delta: float | None = None            # IG: Σ attributions − (score − baseline_score)
+    steps: int | None = None
+
+    @property
+    def positive_maps(self) -> np.ndarray:
+        return np.maximum(self.maps, 0.0)
+
+    @property
+    def mass(self) -> np.ndarray:
+        """(T,) share of the absolute attribution held by each frame; sums to 1 (the temporal importance curve)."""
+        absolute = np.abs(self.maps).reshape(self.maps.shape[0], -1).sum(axis=1)
+        total = absolute.sum()
+        return absolute / total if total > 0 else np.full_like(absolute, 1.0 / len(absolute))
+
+
+def baseline_for(clip: torch.Tensor, kind: str = "mean", mean=None, std=None) -> torch.Tensor:
+    """An IG baseline for a normalised clip.
+
+    "mean": all zeros, i.e. every pixel at the normalisation mean (a flat
+    grey-ish clip; the usual choice for ImageNet-normalised inputs).
+    "black": pixel value 0, i.e. (0 − mean) / std per channel; needs mean and std.
+    """
+    if kind == "mean":
+        return torch.zeros_like(clip)
+    if kind == "black":
+        if mean is None or std is None:
+            raise ValueError("a black baseline needs the clip's normalisation mean and std")
+        shape = (1, 3) + (1,) * (clip.dim() - 2)
+        mean_t = torch.as_tensor(mean, dtype=clip.dtype, device=clip.device).reshape(shape)
+        std_t = torch.as_tensor(std, dtype=clip.dtype, device=clip.device).reshape(shape)
+        return ((0.0 - mean_t) / std_t).expand_as(clip).clone()
+    raise ValueError(f"unknown baseline {kind!r}; choose 'mean' or 'black'")
+
+
+def integrated_gradients(
+    model: VideoNet,
+    clip: torch.Tensor,
+    target: int | None = None,
+    steps: int = 32,
+    internal_batch_size: int = 8,
+    baseline: torch.Tensor | str = "mean",
+    method: str = "gausslegendre",
+) -> Attribution:
+    """Integrated Gradients (Sundararajan et al. 2017) of a class logit w.r.t. the input clip.
+
+    target None: the predicted class. `internal_batch_size` is the number of
+    interpolated clips per forward/backward (each clip is T frames, so the
+    backbone sees internal_batch_size·T images at once): memory stays bounded
+    by it, not by `steps`. Runs on a private copy (captum adds no hooks for IG,
+    but the copy keeps the caller's model untouched all the same).
+
+    Completeness: Σ maps = score − baseline_score + delta; `delta` shrinks
+    with `steps` (Gauss–Legendre quadrature by default, captum's default).
+    """
+    from captum.attr import IntegratedGradients
+
+    private = private_copy(model)
+    batch = _as_batch(private, clip)
+    base = baseline_for(batch, baseline) if isinstance(baseline, str) else baseline.to(batch).reshape(batch.shape)
+    both = _logits(private, torch.cat([batch, base]))
+    target = _target(both[:1], target)
+    attributions, delta = IntegratedGradients(private).attribute(
+        batch, baselines=base, target=target, n_steps=steps, method=method,
+        internal_batch_size=max(1, internal_batch_size), return_convergence_delta=True,
+    )
+    maps = attributions[0].sum(dim=0)                       # (3, T, H, W) -> (T, H, W)
+    return Attribution(
+        method="integrated_gradients",
+        target=target,
+        score=float(both[0, target]),
+        maps=_numpy(maps),
+        per_frame=_numpy(maps.sum(dim=(1, 2))),
+        baseline_score=float(both[1, target]),
+        delta=float(delta[0]),
+        steps=steps,
+    )
+
+
+def grad_cam(model: VideoNet, clip: torch.Tensor, target: int | None = None, layer: str = "res5") -> Attribution:
+    """Grad-CAM (Selvaraju et al. 2017) on the output of a backbone stage, one map per frame.
+
+    The R2D backbone folds frames into the batch, so the stage's output is
+    (T, C, h, w) for one clip and captum's LayerGradCam gives one (h, w) map
+    per frame. The maps are kept *before* the ReLU (the paper's ReLU is
+    applied for display, `positive_maps`) so that they stay additive: on the
+    last stage, with TSN's average consensus and a linear head after global
+    pooling, the maps summed over frames and pixels equal the class logit minus
+    the head's bias exactly, and `per_frame[t]` is frame t's share of it.
+    The layer hook lives on a private copy and is removed by captum.
+    """
+    from captum.attr import LayerGradCam
+
+    private = private_copy(model)
+    batch = _as_batch(private, clip)
+    logits = _logits(private, batch)
+    target = _target(logits, target)
+    stage = getattr(private.backbone, layer)
+    with torch.enable_grad():
+        cams = LayerGradCam(private, stage).attribute(batch, target=target, relu_attributions=False)
+    maps = cams[:, 0]                                        # (T, 1, h, w) -> (T, h, w)
+    return Attribution(
+        method="grad_cam",
+        target=target,
+        score=float(logits[0, target]),
+        maps=_numpy(maps),
+        per_frame=_numpy(maps.sum(dim=(1, 2))),
+    )
+
+
+# --------------------------------------------------------------------------- frame occlusion
+
+
+@dataclass
+class FrameOcclusion:
+    """The class score with each frame replaced in turn (score drop per frame)."""
+
+    target: int
+    fill: str                       # "neighbours" or "mean"
+    score: float                    # logit of `target` on the clip
+    probability: float              # its softmax probability
+    occluded_scores: np.ndarray     # (T,) logit with frame t replaced
+    occluded_probabilities: np.ndarray  # (T,)
+
+    @property
+    def drop(self) -> np.ndarray:
+        """(T,) logit drop: positive where frame t supported the class."""
+        return self.score - self.occluded_scores
+
+    @property
+    def probability_drop(self) -> np.ndarray:
+        return self.probability - self.occluded_probabilities
+
+
+def occlude_frames(batch: torch.Tensor, fill: str = "neighbours") -> torch.Tensor:
+    """(1, 3, T, H, W) -> (T, 3, T, H, W): clip t has frame t replaced.
+
+    "neighbours": the mean of frames t−1 and t+1 (the one neighbour at either
+    end), what a frame would look like if it carried nothing of its own.
+    "mean": the mean frame of the clip over T.
+    """
+    frames = batch.shape[2]
+    if frames < 2:
+        raise ValueError("frame occlusion needs at least 2 frames")
+    clip = batch[0]                                          # (3, T, H, W)
+    if fill == "mean":
+        fills = clip.mean(dim=1, keepdim=True).expand_as(clip)
+    elif fill == "neighbours":
+        previous = torch.cat([clip[:, 1:2], clip[:, :-1]], dim=1)   # frame t−1 (t=0: frame 1)
+        following = torch.cat([clip[:, 1:], clip[:, -2:-1]], dim=1)  # frame t+1 (t=T−1: frame T−2)
+        fills = (previous + following) / 2
+    else:
+        raise ValueError(f"unknown fill {fill!r}; choose 'neighbours' or 'mean'")
+    occluded = clip[None].repeat(frames, 1, 1, 1, 1)        # (T, 3, T, H, W)
+    index = torch.arange(frames)
+    occluded[index, :, index] = rearrange(fills, "c t h w -> t c h w")
+    return occluded
+
+
+def frame_occlusion(
+    model: VideoNet, clip: torch.Tensor, target: int | None = None, fill: str = "neighbours", batch_size: int = 4
+) -> FrameOcclusion:
+    """Replace frame t (every t) and measure the class score; `batch_size` clips per forward."""
+    private = private_copy(model)
+    batch = _as_batch(private, clip)
+    logits = _logits(private, batch)
+    target = _target(logits, target)
+    occluded = occlude_frames(batch, fill)
+    scores = torch.cat([_logits(private, chunk) for chunk in occluded.split(max(1, batch_size))])
+    probs = scores.softmax(dim=-1)
+    return FrameOcclusion(
+        target=target,
+        fill=fill,
+        score=float(logits[0, target]),
+        probability=float(logits[0].softmax(dim=-1)[target]),
+        occluded_scores=_numpy(scores[:, target]),
+        occluded_probabilities=_numpy(probs[:, target]),
+    )
+
+
+# --------------------------------------------------------------------------- order probe
+
+
+def frame_orders(num_frames: int, seed: int = 0) -> dict[str, list[int]]:
+    """The three orders: original, reversed, and a seeded shuffle that is neither of the others (T ≥ 3)."""
+    original = list(range(num_frames))
+    generator = np.random.default_rng(seed)
+    shuffled = original
+    if num_frames >= 3:
+        while shuffled in (original, original[::-1]):
+            shuffled = generator.permutation(num_frames).tolist()
+    return {"original": original, "reversed": original[::-1], "shuffled": shuffled}
+
+
+@dataclass
+class OrderProbe:
+    """One model on the same frames in three orders (rows of every array follow ORDERS)."""
+
+    orders: dict[str, list[int]]    # order name -> frame permutation
+    logits: np.ndarray              # (3, num_classes)
+    probabilities: np.ndarray       # (3, num_classes)
+    target: int                     # top-1 class on the original order
+
+    @property
+    def top1(self) -> list[int]:
+        return [int(i) for i in self.logits.argmax(axis=1)]
+
+    @property
+    def target_scores(self) -> np.ndarray:
+        """(3,) logit of the original top-1 class in each order."""
+        return self.logits[:, self.target]
+
+    @property
+    def target_probabilities(self) -> np.ndarray:
+        return self.probabilities[:, self.target]
+
+    def score_change(self, order: str) -> float:
+        """Logit change of the original top-1 class under `order`."""
+        return float(self.target_scores[ORDERS.index(order)] - self.target_scores[0])
+
+    def max_logit_change(self, order: str) -> float:
+        """Largest |Δ logit| over all classes under `order` (0 for an order-invariant model)."""
+        return float(np.abs(self.logits[ORDERS.index(order)] - self.logits[0]).max())
+
+    def top1_changed(self, order: str) -> bool:
+        return self.top1[ORDERS.index(order)] != self.top1[0]
+
+
+def order_probe_one(model: VideoNet, clip: torch.Tensor, seed: int = 0) -> OrderProbe:
+    """Logits of one model on the clip in original, reversed and shuffled frame order (one forward)."""
+    private = private_copy(model)
+    batch = _as_batch(private, clip)
+    orders = frame_orders(batch.shape[2], seed)
+    permuted = torch.cat([batch[:, :, order] for order in orders.values()])   # (3, 3, T, H, W)
+    logits = _logits(private, permuted)
+    return OrderProbe(
+        orders=orders,
+        logits=_numpy(logits),
+        probabilities=_numpy(logits.softmax(dim=-1)),
+        target=int(logits[0].argmax()),
+    )
+
+
+def order_probe(
+    models: Mapping[str, VideoNet], clips: torch.Tensor | Mapping[str, torch.Tensor], seed: int = 0
+) -> dict[str, OrderProbe]:
+    """`order_probe_one` for every model; `clips` is one clip or one per model name (own sampling/size)."""
+    return {
+        name: order_probe_one(model, clips[name] if isinstance(clips, Mapping) else clips, seed)
+        for name, model in models.items()
+    }
+
+
+# --------------------------------------------------------------------------- knockout
+
+
+KNOCKOUT_PARTS = ("block", "spatial", "temporal", "pixel", "region_branch", "head", "group", "region")
+
+
+@dataclass(frozen=True)
+class Component:
+    """A part of an inserted block that can be zeroed at inference.
+
+    part:
+      block          the whole block (its output becomes its input)
+      spatial        SA inside DNL / GTA (bypassed)
+      temporal       TA / TAPE / GTA inside the block (bypassed)
+      pixel          Pixel GTA (W_P^O zeroed)
+      region_branch  Region GTA (W_R^O zeroed)
+      head           GTA head k of `branch` ("pixel" or "region"): M̂[:, k] zeroed, so head k's
+                     output Σ_g M̂_g^k V_g is zero
+      group          GTA channel group g of `branch`: M̂[g, :] zeroed, so V_g reaches no head
+      region         Region GTA region k: its features after M̂_R are zeroed before G_Rᵀ maps them back
+    """
+
+    block: str                  # e.g. "res3.1"
+    part: str                   # one of KNOCKOUT_PARTS
+    index: int | None = None    # head, group or region index
+    branch: str | None = None   # "pixel" or "region" for heads and groups
+
+    def __post_init__(self) -> None:
+        if self.part not in KNOCKOUT_PARTS:
+            raise ValueError(f"unknown component part {self.part!r}; choose one of {KNOCKOUT_PARTS}")
+
+    @property
+    def label(self) -> str:
+        if self.part in ("head", "group"):
+            return f"{self.block} {self.branch} {self.part} {self.index}"
+        if self.part == "region":
+            return f"{self.block} region {self.index}"
+        return f"{self.block} {self.part.replace('_branch', ' GTA')}"
+
+
+def _matrix(gta: GlobalTemporalAttention, branch: str) -> torch.Tensor | None:
+    if branch not in ("pixel", "region"):
+        raise ValueError(f"branch must be 'pixel' or 'region', got {branch!r}")
+    return gta.pixel_matrix if branch == "pixel" else gta.region_matrix
+
+
+def _heads(matrix: torch.Tensor) -> int:
+    """Heads of a GTA matrix: G for CCMH (G, G, T, T) and per-group (G, T, T), 1 for one (T, T)."""
+    return 1 if matrix.dim() == 2 else matrix.shape[0] if matrix.dim() == 3 else matrix.shape[1]
+
+
+def knockout_components(model: VideoNet) -> list[Component]:
+    """Every component `knockout` can zero, block by block."""
+    components = []
+    for name, block in model.temporal_blocks().items():
+        components.append(Component(name, "block"))
+        if isinstance(block, (DecoupledAttention, GTABlock)):
+            if block.spatial is not None and block.temporal is not None:
+                components += [Component(name, "spatial"), Component(name, "temporal")]
+        if not isinstance(block, GTABlock):
+            continue
+        gta = block.temporal
+        for branch, part in (("pixel", "pixel"), ("region", "region_branch")):
+            matrix = _matrix(gta, branch)
+            if matrix is None:
+                continue
+            components.append(Component(name, part))
+            components += [Component(name, "head", k, branch) for k in range(_heads(matrix))]
+            if matrix.dim() == 4:  # with CCMH, groups and heads are different axes
+                components += [Component(name, "group", g, branch) for g in range(matrix.shape[0])]
+        if gta.region_assign is not None:
+            components += [Component(name, "region", k) for k in range(gta.num_regions)]
+    return components
+
+
+def _bypass(module: nn.Module) -> torch.utils.hooks.RemovableHandle:
+    """A forward hook that makes `module` return its (first) input: a residual block knocked out."""
+    return module.register_forward_hook(lambda mod, args, output: args[0])
+
+
+@contextlib.contextmanager
+def knocked_out(model: VideoNet, component: Component) -> Iterator[None]:
+    """Within the block, `component` of `model` is zeroed; on exit the model is as before.
+
+    It edits `model` itself (a parameter slice set to zero, or a forward hook)
+    and restores it on exit, also when the body raises: call it on a private
+    copy (`private_copy`) or hold a lock around a shared model.
+    """
+    blocks = model.temporal_blocks()
+    if component.block not in blocks:
+        raise KeyError(f"no block {component.block!r}; the model has {', '.join(blocks) or 'none'}")
+    block = blocks[component.block]
+    handles: list[torch.utils.hooks.RemovableHandle] = []
+    saved: list[tuple[torch.Tensor, torch.Tensor]] = []     # (parameter, its original values)
+
+    def zero(parameter: torch.Tensor, index) -> None:
+        saved.append((parameter, parameter.detach().clone()))
+        with torch.no_grad():
+            parameter[index] = 0
+
+    part = component.part
+    try:
+        if part == "block":
+            handles.append(_bypass(block))
+        elif part in ("spatial", "temporal"):
+            sub = getattr(block, part, None)
+            if sub is None or isinstance(block, NonLocalBlock):
+                raise ValueError(f"{component.block} has no {part} part")
+            handles.append(_bypass(sub))
+        else:
+            if not isinstance(block, GTABlock):
+                raise ValueError(f"{component.label}: {component.block} is not a GTA block")
+            gta = block.temporal
+            if part in ("pixel", "region_branch"):
+                out = gta.pixel_out if part == "pixel" else gta.region_out
+                if out is None:
+                    raise ValueError(f"{component.block} has no {part.replace('_branch', '')} GTA")
+                zero(out.weight, slice(None))
+            elif part in ("head", "group"):
+                matrix = _matrix(gta, component.branch)
+                if matrix is None:
+                    raise ValueError(f"{component.block} has no {component.branch} GTA")
+                count = _heads(matrix) if part == "head" else (matrix.shape[0] if matrix.dim() > 2 else 1)
+                if not 0 <= component.index < count:
+                    raise ValueError(f"{component.label}: index out of 0..{count - 1}")
+                if matrix.dim() == 2:
+                    zero(matrix, slice(None))
+                elif matrix.dim() == 3 or part == "group":
+                    zero(matrix, component.index)                     # (G, ...) row g
+                else:
+                    zero(matrix, (slice(None), component.index))      # (G, N_h, T, T): head k of every group
+            elif part == "region":
+                if gta.region_assign is None:
+                    raise ValueError(f"{component.block} has no Region GTA")
+                if not 0 <= component.index < gta.num_regions:
+                    raise ValueError(f"{component.label}: index out of 0..{gta.num_regions - 1}")
+                regions, index = gta.num_regions, component.index
+
+                def drop_region(module, args, output):
+                    # output: (B·K, T, C_R), regions innermost in the batch axis
+                    mask = torch.ones(regions, 1, 1, dtype=output.dtype, device=output.device)
+                    mask[index] = 0
+                    return (rearrange(output, "(b k) t c -> b k t c", k=regions) * mask).flatten(0, 1)
+
+                handles.append(gta.mixed_regions.register_forward_hook(drop_region))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+        with torch.no_grad():
+            for parameter, values in reversed(saved):
+                parameter.copy_(values)
+
+
+@dataclass
+class KnockoutResult:
+    """Class scores with one component zeroed, against the intact model."""
+
+    component: Component
+    target: int                     # the intact model's top-1 unless chosen
+    logits: np.ndarray              # (num_classes,) intact
+    knocked_logits: np.ndarray      # (num_classes,) with the component zeroed
+
+    @property
+    def delta(self) -> np.ndarray:
+        """(num_classes,) logit change."""
+        return self.knocked_logits - self.logits
+
+    @property
+    def score_change(self) -> float:
+        return float(self.delta[self.target])
+
+    @property
+    def probability_change(self) -> float:
+        before = torch.from_numpy(self.logits).softmax(-1)[self.target]
+        after = torch.from_numpy(self.knocked_logits).softmax(-1)[self.target]
+        return float(after - before)
+
+    @property
+    def top1_after(self) -> int:
+        return int(self.knocked_logits.argmax())
+
+
+def knockout(
+    model: VideoNet,
+    clip: torch.Tensor,
+    components: Component | Sequence[Component] | None = None,
+    target: int | None = None,
+) -> list[KnockoutResult]:
+    """Zero each component in turn (None: every one of `knockout_components`) and rescore the clip.
+
+    One private copy serves all components; each knockout is undone before
+    the next, so results are single knockouts, never cumulative.
+    """
+    private = private_copy(model)
+    batch = _as_batch(private, clip)
+    if components is None:
+        components = knockout_components(private)
+    elif isinstance(components, Component):
+        components = [components]
+    logits = _logits(private, batch)[0]
+    target = _target(logits[None], target)
+    results = []
+    for component in components:
+        with knocked_out(private, component):
+            knocked = _logits(private, batch)[0]
+        results.append(KnockoutResult(component, target, _numpy(logits), _numpy(knocked)))
+    return results
