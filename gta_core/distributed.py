@@ -42,13 +42,21 @@ def pick_device(requested: str, local_rank: int = 0) -> torch.device:
     return torch.device("cpu")
 
 
-def init_distributed(requested_device: str = "auto") -> DistEnv:
-    """Join the torchrun process group if there is one; pick the device and CPU threads."""
+def init_distributed(requested_device: str = "auto", threads: int = 0) -> DistEnv:
+    """Join the torchrun process group if there is one; pick the device and CPU threads.
+
+    threads: CPU threads per process; 0 = OMP_NUM_THREADS when set, else the
+    cores divided among this machine's processes. On a machine other jobs share,
+    ask for 1: an OpenMP team waiting for a descheduled thread runs several
+    times slower than one thread alone.
+    """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = pick_device(requested_device, local_rank)
-    if device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
+    if threads > 0:
+        torch.set_num_threads(threads)
+    elif device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
         # N processes on one machine share its cores (torchrun sets OMP_NUM_THREADS=1
         # itself when N > 1; this covers launchers that do not).
         local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world_size))

@@ -100,6 +100,7 @@ class TrainConfig:
     sync_bn: bool = False
     # Running.
     device: str = "auto"
+    threads: int = 0               # CPU threads per process; 0: see distributed.init_distributed
     workers: int = -1              # DataLoader workers; -1: 0 with the cache, else 2
     seed: int = 0
     eval_every: int = 1            # validate every N epochs (and always after the last)
@@ -351,7 +352,7 @@ def train(cfg: TrainConfig, argv: list[str] | None = None) -> dict:
     from .data.ssv2 import SSv2Dataset
     from .video import ClipSpec
 
-    env = init_distributed(cfg.device)
+    env = init_distributed(cfg.device, cfg.threads)
     started = time.time()
     out, data = Path(cfg.out), Path(cfg.data)
     try:
@@ -627,6 +628,7 @@ def register(subparsers) -> None:
     p.add_argument("--amp", choices=("auto", "on", "off"))
     p.add_argument("--sync-bn", action="store_true", default=None)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--threads", type=int, help="CPU threads per process (0: automatic; 1 on a busy machine)")
     p.add_argument("--workers", type=int)
     p.add_argument("--seed", type=int)
     p.add_argument("--eval-every", type=int)
