@@ -286,6 +286,78 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- the model-card command
+
+CARD_START, CARD_END = "<!-- model-card:start -->", "<!-- model-card:end -->"
+
+
+def _pct(value) -> str:
+    return "-" if value is None else f"{100 * value:.1f}"
+
+
+def model_card_rows(folders: Sequence[str | Path]) -> list[dict]:
+    """One row per checkpoint: what its config.json records, plus params and GFLOPs counted now."""
+    from .checkpoint import read_config
+    from .flops import count_parameters, measure_cost
+
+    rows = []
+    for folder in folders:
+        folder = Path(folder)
+        config = read_config(folder)
+        arch = dict(config.architecture)
+        frames, classes = arch.pop("num_frames"), arch.pop("num_classes")
+        cost = measure_cost(config.model_name, frames=frames, size=config.input_size, classes=classes, **arch)
+        size_mb = sum(f.stat().st_size for f in folder.iterdir() if f.is_file()) / 2**20
+        m, prov, data = config.metrics, config.provenance, config.dataset
+        rows.append({
+            "checkpoint": folder.name, "model": config.model_name,
+            "dataset": f"{data.get('variant') or data.get('name')} (seed {data.get('seed')})",
+            "input": f"{frames}×{config.input_size}²", "params_m": cost.params / 1e6, "gflops": cost.gflops,
+            "val_top1": m.get("val_top1"), "val_top5": m.get("val_top5"),
+            "reversed_top1": m.get("val_reversed_top1"), "both_top1": m.get("val_both_directions_top1"),
+            "epochs": prov.get("epochs_done"), "train_minutes": (prov.get("wall_seconds") or 0) / 60,
+            "device": prov.get("device"), "command": prov.get("command"), "commit": prov.get("git_commit"),
+            "size_mb": size_mb, "params_check": count_parameters(load_checkpoint(folder).model) == cost.params,
+        })
+    return rows
+
+
+def model_card_markdown(rows: list[dict]) -> str:
+    head = ("| checkpoint | dataset | input | params (M) | GFLOPs | val top-1 % | val top-5 % | reversed top-1 % "
+            "| both directions % | epochs | training (min) | device | size (MB) |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        lines.append(
+            f"| {r['checkpoint']} | {r['dataset']} | {r['input']} | {r['params_m']:.3f} | {r['gflops']:.3f} "
+            f"| {_pct(r['val_top1'])} | {_pct(r['val_top5'])} | {_pct(r['reversed_top1'])} | {_pct(r['both_top1'])} "
+            f"| {r['epochs']} | {r['train_minutes']:.1f} | {r['device']} | {r['size_mb']:.1f} |")
+    lines.append("")
+    lines.append("Commands (recorded in each checkpoint's `config.json`, `provenance.command`; code at `provenance.git_commit`):")
+    lines.append("")
+    for r in rows:
+        lines.append(f"- `{r['checkpoint']}` ({r['commit']}): `{r['command']}`")
+    return "\n".join(lines) + "\n"
+
+
+def cmd_model_card(args: argparse.Namespace) -> int:
+    try:
+        rows = model_card_rows(args.checkpoints)
+    except CheckpointError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    table = model_card_markdown(rows)
+    if args.write:
+        text = Path(args.write).read_text()
+        if CARD_START not in text or CARD_END not in text:
+            print(f"error: {args.write} has no {CARD_START} ... {CARD_END} section", file=sys.stderr)
+            return 2
+        before, rest = text.split(CARD_START, 1)
+        after = rest.split(CARD_END, 1)[1]
+        Path(args.write).write_text(f"{before}{CARD_START}\n{table}{CARD_END}{after}")
+    print(json.dumps(rows, indent=1) if args.json else table, end="")
+    return 0
+
+
 def register(subparsers) -> None:
     ev = subparsers.add_parser(
         "evaluate", help="top-1/5, per-class, confusion matrix and reversed accuracy of a checkpoint",
@@ -309,3 +381,9 @@ def register(subparsers) -> None:
     pr.add_argument("--decoder", default="auto", choices=("auto", "decord", "pyav"))
     pr.add_argument("--json", action="store_true")
     pr.set_defaults(func=cmd_predict)
+
+    mc = subparsers.add_parser("model-card", help="the model-card table of checkpoints, from their configs")
+    mc.add_argument("checkpoints", nargs="+")
+    mc.add_argument("--write", help="replace the model-card section of this markdown file (e.g. checkpoints/README.md)")
+    mc.add_argument("--json", action="store_true")
+    mc.set_defaults(func=cmd_model_card)
