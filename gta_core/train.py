@@ -57,7 +57,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from .checkpoint import CheckpointConfig, save_checkpoint
 from .distributed import DistEnv, all_gather_objects, barrier, init_distributed, shutdown
-from .evaluate import evaluate_model, summary_line
+from .evaluate import evaluate_model, reversed_targets, summary_line
 from .models import create_model, model_config
 
 METRICS_FILE = "metrics.jsonl"
@@ -81,8 +81,16 @@ class TrainConfig:
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     hflip: bool = False            # random horizontal flip, not for NO_FLIP_WORDS classes
+    # Play a training clip backwards with this probability and give it the label of its
+    # time-reversal pair (DATA/reverse_pairs.json). The frames of a pair's two classes
+    # are then the same, so only temporal order can tell them apart: an order-invariant
+    # model cannot fit them, and no model can separate them by memorising backgrounds.
+    reverse_aug: float = 0.0
     cache_frames: bool = False
     cache_max_frames: int = 64     # videos longer than this are cached at this many frames
+    # Start the 2D backbone from another checkpoint (the paper starts from ImageNet
+    # weights, appendix E); its temporal blocks and classifier are not copied.
+    init_from: str = ""
     # Optimisation.
     epochs: int = 30
     batch_size: int = 16           # per process
@@ -284,6 +292,21 @@ def load_resume_state(folder: Path, optimizer, scaler) -> dict:
     return payload
 
 
+def load_backbone(model: nn.Module, folder: str | Path) -> dict:
+    """Copy a checkpoint's 2D backbone weights (not its temporal blocks, not its head) into `model`."""
+    from .checkpoint import load_checkpoint
+
+    source = load_checkpoint(folder)
+    def backbone(state: dict) -> dict:
+        return {k: v for k, v in state.items() if k.startswith("backbone.") and ".attention." not in k}
+    mine, theirs = backbone(model.state_dict()), backbone(source.model.state_dict())
+    if mine.keys() != theirs.keys() or any(mine[k].shape != theirs[k].shape for k in mine):
+        raise ValueError(f"{folder}: its backbone does not match {getattr(model, 'config', None)}")
+    model.load_state_dict(theirs, strict=False)
+    return {"checkpoint": str(folder), "model_name": source.config.model_name,
+            "dataset": source.config.dataset, "tensors": len(theirs)}
+
+
 # ---------------------------------------------------------------- provenance
 
 
@@ -378,6 +401,7 @@ def train(cfg: TrainConfig, argv: list[str] | None = None) -> dict:
 
         torch.manual_seed(cfg.seed)   # the same initial weights on every rank (DDP also broadcasts rank 0's)
         model = create_model(cfg.model, **{**cfg.model_overrides, "num_classes": len(class_names)})
+        init_record = load_backbone(model, cfg.init_from) if cfg.init_from else None
         if cfg.sync_bn and env.enabled:
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         model.to(env.device)
@@ -403,6 +427,12 @@ def train(cfg: TrainConfig, argv: list[str] | None = None) -> dict:
         if steps_per_epoch == 0:
             raise ValueError(f"{len(train_set)} training clips make no full batch of {cfg.batch_size} per process")
         flippable = flip_allowed(class_names)
+        reverse_table = None
+        if cfg.reverse_aug > 0:
+            table = reversed_targets(data, class_names, np.arange(len(class_names)))
+            if table is None:
+                raise ValueError(f"--reverse-aug needs {data}/reverse_pairs.json (classes in time-reversal pairs)")
+            reverse_table = torch.as_tensor(table, device=env.device)
 
         start_epoch, step, train_seconds = 0, 0, 0.0
         resume_dir = out / RESUME_DIR
@@ -426,6 +456,7 @@ def train(cfg: TrainConfig, argv: list[str] | None = None) -> dict:
             "world_size": env.world_size,
             "torch": torch.__version__,
             "train_config": cfg.to_dict(),
+            "init_from": init_record,
         }
 
         def checkpoint_config(metrics: dict, extra: dict) -> CheckpointConfig:
@@ -460,6 +491,10 @@ def train(cfg: TrainConfig, argv: list[str] | None = None) -> dict:
                 if cfg.hflip:
                     flip = (torch.rand(len(labels), device=env.device) < 0.5) & flippable.to(env.device)[labels]
                     clips = torch.where(flip[:, None, None, None, None], clips.flip(dims=(4,)), clips)
+                if reverse_table is not None:
+                    back = torch.rand(len(labels), device=env.device) < cfg.reverse_aug
+                    clips = torch.where(back[:, None, None, None, None], clips.flip(dims=(2,)), clips)  # T reversed
+                    labels = torch.where(back, reverse_table[labels], labels)
                 with torch.autocast(env.device.type, dtype=torch.float16, enabled=use_amp):
                     logits = model(clips)
                     loss = F.cross_entropy(logits.float(), labels, label_smoothing=cfg.label_smoothing)
@@ -611,8 +646,11 @@ def register(subparsers) -> None:
     p.add_argument("--input-size", type=int)
     p.add_argument("--resize-shorter", type=int)
     p.add_argument("--hflip", action="store_true", default=None)
+    p.add_argument("--reverse-aug", type=float,
+                   help="probability of training on a clip played backwards with its reverse-pair label")
     p.add_argument("--cache-frames", action="store_true", default=None,
                    help="decode each split once into DATA/.frame_cache and train from it")
+    p.add_argument("--init-from", help="checkpoint whose 2D backbone weights start this model")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int, help="per process")
     p.add_argument("--optimizer", choices=("adamw", "sgd"))

@@ -34,7 +34,7 @@ def tiny_config(data_root: Path, out: Path, **changes) -> TrainConfig:
     values = dict(
         model="demo_r2d18_gta", data=str(data_root), out=str(out), model_overrides=dict(TINY),
         input_size=28, resize_shorter=32, epochs=2, batch_size=5, lr=1e-3, warmup_epochs=0.5,
-        workers=0, eval_batch_size=8, progress=False, cache_frames=True,
+        workers=0, eval_batch_size=8, progress=False, cache_frames=True, reverse_aug=0.5, hflip=True,
     )
     values.update(changes)
     return TrainConfig(**values)
@@ -129,3 +129,27 @@ def test_torchrun_two_processes_train_on_different_clips_and_save_a_loadable_che
     assert not any(k.startswith("module.") for k in ckpt.model.state_dict())
     with torch.inference_mode():
         assert ckpt.model(torch.zeros(1, 3, 4, 28, 28)).shape == (1, 15)
+
+
+def test_init_from_copies_the_2d_backbone_only(tmp_path):
+    from gta_core import CheckpointConfig, create_model, save_checkpoint
+    from gta_core.train import load_backbone
+
+    torch.manual_seed(1)
+    source = create_model("demo_r2d18_gta", num_classes=8, **TINY)
+    save_checkpoint(tmp_path / "src", source, CheckpointConfig(
+        architecture=source.config.to_dict(), class_names=[str(i) for i in range(8)], model_name="demo_r2d18_gta",
+        input_size=28, resize_shorter=32))
+    torch.manual_seed(2)
+    target = create_model("demo_r2d18_nl", num_classes=15, **TINY)
+    fresh = {k: v.clone() for k, v in target.state_dict().items()}
+    record = load_backbone(target, tmp_path / "src")
+    state, src_state = target.state_dict(), source.state_dict()
+    for key, value in state.items():
+        if key.startswith("backbone.") and ".attention." not in key:
+            assert torch.equal(value, src_state[key]), key
+        else:   # the NL blocks and the 15-class head keep their own initialisation
+            assert torch.equal(value, fresh[key]), key
+    assert record["model_name"] == "demo_r2d18_gta" and record["tensors"] > 0
+    with pytest.raises(ValueError, match="backbone does not match"):
+        load_backbone(create_model("demo_r2d18", num_classes=15, width_multiplier=0.25), tmp_path / "src")
