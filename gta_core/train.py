@@ -310,16 +310,17 @@ def load_backbone(model: nn.Module, folder: str | Path) -> dict:
 # ---------------------------------------------------------------- provenance
 
 
-def git_commit() -> str:
+def git_state() -> dict:
+    """HEAD's commit and the tracked files under gta_core/ that differ from it (other people's edits too)."""
     root = Path(__file__).resolve().parents[1]
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                                 timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "gta_core"], cwd=root,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        changed = subprocess.run(["git", "diff", "--name-only", "HEAD", "--", "gta_core"], cwd=root,
+                                 capture_output=True, text=True, timeout=10).stdout.split()
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return (commit or "unknown") + ("+dirty" if dirty else "")
+        return {"git_commit": "unknown", "git_changed_files": []}
+    return {"git_commit": commit or "unknown", "git_changed_files": changed}
 
 
 def command_line(env: DistEnv, argv: list[str] | None) -> str:
@@ -451,7 +452,7 @@ def train(cfg: TrainConfig, argv: list[str] | None = None) -> dict:
         record = {
             "dataset": dataset_record(data, train_set, val_set),
             "command": command_line(env, argv),
-            "git_commit": git_commit(),
+            **git_state(),
             "device": str(env.device.type) if env.device.type == "cpu" else torch.cuda.get_device_name(env.device),
             "world_size": env.world_size,
             "torch": torch.__version__,
