@@ -197,10 +197,13 @@ def build_frame_cache(source, side: int, max_frames: int, cache_dir: Path, progr
         spec = ClipSpec(max_frames, side, side, source.spec.mean, source.spec.std)
         clip = read_clip(video_path, spec, train=False, decoder=source.decoder, limits=source.limits)
         count = clip.num_decoded_frames
-        if count < max_frames:  # read again at the video's own length: no repeated frames
-            spec = ClipSpec(count, side, side, source.spec.mean, source.spec.std)
-            clip = read_clip(video_path, spec, train=False, decoder=source.decoder, limits=source.limits)
-        clips.append(clip.frames_uint8)
+        if count < max_frames:
+            # TSN centres of `max_frames` segments over count <= max_frames frames hit every
+            # frame at least once: keep the first copy of each, in order (no repeats).
+            first = {index: k for k, index in reversed(list(enumerate(clip.frame_indices)))}
+            clips.append(clip.frames_uint8[[first[i] for i in range(count)]])
+        else:
+            clips.append(clip.frames_uint8)
         counts.append(min(count, max_frames))
     frames = np.lib.format.open_memmap(
         path.with_suffix(".tmp.npy"), mode="w+", dtype=np.uint8,
