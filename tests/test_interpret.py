@@ -51,6 +51,16 @@ def demo_checkpoint(folder: Path, name: str, seed: int, activate: bool = True):
     return load_checkpoint(folder / name)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One intra-op thread: these models are tiny, and on the 2 shared CI cores a second OpenMP
+    thread spin-waits against other processes (measured 3-4x slower under load)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
     folder = tmp_path_factory.mktemp("interpret_checkpoints")

@@ -1,0 +1,145 @@
+"""`python -m gta_core export`: a folder of 10 tiny videos, one tiny GTA checkpoint, every file checked."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+import torch
+from PIL import Image
+
+from gta_core import CheckpointConfig, create_model, save_checkpoint
+from gta_core.__main__ import main
+from gta_core.export import ExportError, ExportOptions, figure_entries, render_png
+from gta_core.video import ClipSpec, read_clip
+from tests.app.fixtures import write_video
+
+from .helpers import activate_blocks
+
+VIDEOS = 10
+SIZE = 48                       # input crop: res3 6×6, res4 3×3, res5 2×2
+CLASSES = ["moving left", "moving right", "covering", "uncovering"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One intra-op thread: these models are tiny, and on the 2 shared CI cores a second OpenMP
+    thread spin-waits against other processes (measured 3-4x slower under load)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def tiny_gta(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    model = activate_blocks(create_model("demo_r2d18_gta", num_classes=len(CLASSES)))
+    config = CheckpointConfig(
+        architecture=model.config.to_dict(), class_names=CLASSES, model_name="demo_r2d18_gta",
+        input_size=SIZE, resize_shorter=54, provenance={"random_weights": True},
+    )
+    return save_checkpoint(tmp_path_factory.mktemp("export_ckpt") / "tiny_gta", model, config)
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_gta, tmp_path_factory):
+    videos = tmp_path_factory.mktemp("export_videos")
+    for i in range(VIDEOS):
+        write_video(videos / f"clip_{i:02d}.mp4", frames=10, size=(56, 72), seed=i)
+    (videos / "notes.txt").write_text("not a video")                 # ignored
+    out = tmp_path_factory.mktemp("export_out")
+    code = main([
+        "export", str(tiny_gta), str(videos), "--out", str(out), "--ig-steps", "4",
+        "--internal-batch-size", "4", "--knockout", "blocks", "--no-progress",
+    ])
+    return code, videos, out
+
+
+# Per video: the figure files the default view set draws for one GTA model with blocks res3.1 and res4.1.
+PER_BLOCK = ["query/{b}_tiny_gta_spatial", "query/{b}_tiny_gta_global",
+             "temporal/{b}_tiny_gta_mean_M__P", "temporal/{b}_tiny_gta_mean_M__R",
+             "temporal/{b}_tiny_gta_M__P_heads", "temporal/{b}_tiny_gta_M__R_heads", "regions/{b}_tiny_gta"]
+PER_VIDEO = ["predictions/topk_tiny_gta", "predictions/frames_tiny_gta", "attributions/ig_tiny_gta",
+             "attributions/gradcam_tiny_gta", "attributions/curves_tiny_gta", "attributions/occlusion_tiny_gta",
+             "knockout/knockout_tiny_gta", "order/order_probe"]
+EXPECTED_PNGS = sorted(PER_VIDEO + [p.format(b=b) for b in ("res3.1", "res4.1") for p in PER_BLOCK])
+
+
+def test_export_writes_every_file_for_a_folder_of_ten_videos(exported):
+    code, videos, out = exported
+    assert code == 0
+    folders = sorted(p.name for p in out.iterdir() if p.is_dir())
+    assert folders == [f"clip_{i:02d}" for i in range(VIDEOS)]
+    for folder in (out / name for name in folders):
+        pngs = sorted(str(p.relative_to(folder).with_suffix("")) for p in folder.rglob("*.png"))
+        assert pngs == EXPECTED_PNGS
+        for name in ("figures.html", "attention.mp4", "summary.json"):
+            assert (folder / name).stat().st_size > 0
+
+
+def test_exported_pngs_are_non_empty_images_of_the_figure_size(exported):
+    _, _, out = exported
+    folder = out / "clip_03"
+    sizes = {}
+    for path in folder.rglob("*.png"):
+        with Image.open(path) as image:
+            assert image.format == "PNG"
+            pixels = np.asarray(image.convert("RGB"))
+        assert pixels.std() > 5, path                                  # something is drawn, not a blank canvas
+        sizes[str(path.relative_to(folder))] = pixels.shape
+    # Width: plotly's default 700 (the builders set none); height: the builder's layout.height.
+    assert sizes["predictions/topk_tiny_gta.png"] == (60 + 28 * 4, 700, 3)        # top-k of 4 classes
+    assert sizes["temporal/res3.1_tiny_gta_mean_M__P.png"] == (320, 700, 3)
+    assert sizes["temporal/res3.1_tiny_gta_M__P_heads.png"] == (40 + 4 * 90, 700, 3)  # G = 4 groups
+    assert sizes["order/order_probe.png"] == (340, 700, 3)
+    assert all(shape[1] == 700 for shape in sizes.values())
+
+
+def test_exported_html_is_standalone(exported):
+    _, _, out = exported
+    page = (out / "clip_00" / "figures.html").read_text()
+    assert len(page) > 3_000_000                                       # plotly.js is inside
+    assert not re.search(r"<script[^>]+src=", page)                    # nothing to fetch
+    assert "window.Plotly" in page or "Plotly.newPlot" in page
+    assert page.count("Plotly.newPlot") == len(EXPECTED_PNGS)          # the same figures as the PNGs
+    for title in ("Predictions", "Query point", "Attributions", "Order probe", "Knockout"):
+        assert f"<h2>{title}</h2>" in page
+
+
+def test_exported_mp4_decodes_back_to_the_overlay_frames(exported):
+    _, _, out = exported
+    path = out / "clip_05" / "attention.mp4"
+    # One column (one model): attention overlay on top, Grad-CAM below, each SIZE×SIZE; 8 frames.
+    clip = read_clip(path, ClipSpec(num_frames=8, input_size=SIZE, resize_shorter=SIZE), decoder="pyav")
+    assert clip.num_decoded_frames == 8 and not clip.repeated
+    decoded = clip.frames_uint8                                       # centre crop of the 2·SIZE × SIZE frames
+    assert decoded.shape == (8, SIZE, SIZE, 3)
+    assert decoded.std() > 10
+    summary = json.loads((out / "clip_05" / "summary.json").read_text())
+    model = summary["models"]["tiny_gta"]
+    assert len(model["integrated_gradients"]["mass"]) == 8
+    assert [k["component"] for k in model["knockout"]] == ["res3.1 block", "res4.1 block"]
+    assert set(model["order_probe"]) == {"original", "reversed", "shuffled"}
+
+
+def test_render_png_refuses_a_trace_it_cannot_draw(tmp_path):
+    figure = go.Figure(go.Pie(values=[1, 2]))
+    with pytest.raises(ExportError, match="pie"):
+        render_png(figure, tmp_path / "pie.png")
+
+
+def test_bad_inputs_give_clear_errors(tiny_gta, tmp_path, capsys):
+    assert main(["export", str(tiny_gta), str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
+    assert "no such video or folder" in capsys.readouterr().err
+    (tmp_path / "broken.mp4").write_bytes(b"\x00" * 100)
+    code = main(["export", str(tiny_gta), str(tmp_path / "broken.mp4"), "--out", str(tmp_path / "o"), "--no-progress"])
+    assert code == 1
+    assert "skipped" in capsys.readouterr().err
+    assert main(["export", str(tmp_path), str(tmp_path / "broken.mp4"), "--out", str(tmp_path / "o")]) == 2
+    with pytest.raises(ValueError, match="knockout"):
+        ExportOptions(knockout="some")
+    assert figure_entries([], {}) == []
