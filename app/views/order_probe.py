@@ -1,0 +1,42 @@
+"""Order probe: every model on the original, reversed and shuffled frames (the paper's argument, live)."""
+import streamlit as st
+
+from app import interpret_engine, ui
+from app.interpret_figures import order_probe_figure
+from gta_core.interpret import ORDERS
+
+ctx = ui.page_context(
+    "Order probe",
+    "The same frames in the original, reversed and a shuffled order. R2D, +NL and +DNL average per-frame outputs "
+    "and attend without positions, so they cannot tell the orders apart; TAPE and GTA can.",
+    needs_query=False,
+)
+seed = st.number_input("Shuffle seed", 0, 10_000, 0, key="order_seed")
+decoder = interpret_engine.decoder_or_stop(ctx.video)
+probes, classes = {}, {}
+for result in ctx.results:
+    try:
+        probes[result.name] = interpret_engine.run_for(interpret_engine.order_probe, result, ctx.video, decoder, int(seed))
+        classes[result.name] = result.config.class_names
+    except Exception as error:  # noqa: BLE001
+        st.error(f"{result.name}: {ui.plain_error(error)}")
+if probes:
+    ui.chart(order_probe_figure(probes, classes), key="order_all")
+    first = next(iter(probes.values()))
+    st.caption(f"shuffled order: {first.orders['shuffled']}")
+for index, (column, result) in enumerate(ui.model_columns(ctx.results)):
+    probe = probes.get(result.name)
+    if probe is None:
+        continue
+    with column:
+        ui.model_header(result)
+        names = result.config.class_names
+        for row, order in enumerate(ORDERS):
+            top1 = names[probe.top1[row]]
+            delta = None if row == 0 else f"{probe.score_change(order):+.4f} logit"
+            st.metric(order, top1, delta, delta_color="off")
+            if row:
+                st.caption(
+                    f"max |Δ logit| over classes {probe.max_logit_change(order):.2e}"
+                    + (" · top-1 changed" if probe.top1_changed(order) else " · same top-1")
+                )
