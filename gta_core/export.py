@@ -345,7 +345,7 @@ def render_png(figure, path: str | Path, scale: float = 1.0) -> Path:
         else:
             axes[refs] = fig.add_axes(rect)
     if canvas is not None:
-        fig.figimage(canvas, 0, 0, origin="upper", zorder=0)
+        fig.figimage(canvas, 0, 0, origin="upper", zorder=-1)   # under the axes and colour bars
 
     bars: dict[tuple[str, str], list] = {}
     for refs, ax in axes.items():
