@@ -55,5 +55,5 @@ with col_diff:
     if a.shape != b.shape:
         st.warning(f"A is {a.shape[0]}×{a.shape[1]} and B is {b.shape[0]}×{b.shape[1]}: no difference to draw.")
     else:
-        st.caption("A − B (red: A larger)")
+        st.caption("A − B (blue: A larger, red: B larger)")
         ui.chart(difference_figure(a, b, "A − B"), key="compare_fig_diff")
