@@ -1,6 +1,8 @@
 """evaluate and predict: hand-checked metrics, determinism, torchrun == one process."""
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -12,6 +14,7 @@ import pytest
 import torch
 
 from gta_core import CheckpointConfig, create_model, load_checkpoint, save_checkpoint
+from gta_core.__main__ import main
 from gta_core.data import synth
 from gta_core.data.ssv2 import SSv2Dataset
 from gta_core.evaluate import compute_metrics, predict_logits, reversed_targets
@@ -36,9 +39,14 @@ def gta_checkpoint(data_root, tmp_path_factory):
 
 
 def run_cli(*args: str, nproc: int = 0) -> subprocess.CompletedProcess:
+    """`python -m gta_core ARGS` in-process (fast), or under torchrun with `nproc` processes."""
+    if not nproc:
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(list(args))
+        return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc)] \
-        if nproc else [sys.executable]
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc)]
     return subprocess.run([*launcher, "-m", "gta_core", *args], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=120)
 
