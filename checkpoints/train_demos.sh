@@ -1,25 +1,27 @@
 #!/usr/bin/env bash
-# Reproduce the shipped demo checkpoints (CPU, one process, one thread). Datasets first:
-#   python -m gta_core synth data/temporal_s0_800 --seed 0 --variant temporal --videos-per-class 800 --size 72x96 --workers 2
-#   python -m gta_core synth data/appearance_s1_800 --seed 1 --variant appearance --videos-per-class 800 --size 72x96 --workers 2
-# then `bash checkpoints/train_demos.sh [NAME ...]` (default: all six, in this order; the shipped
-# ones ran as two such scripts side by side, one thread each, after the frame caches were built).
+# Reproduce the shipped demo checkpoints (CPU, one process and one thread each). Datasets first:
+#   python -m gta_core synth data/temporal_low_s0 --seed 0 --variant temporal --videos-per-class 150 --clutter low --workers 2
+#   python -m gta_core synth data/appearance_low_s1 --seed 1 --variant appearance --videos-per-class 150 --clutter low --workers 2
+# then `bash checkpoints/train_demos.sh [NAME ...]` (default: all six, in this order). The shipped
+# ones ran as two such scripts side by side on the 2-core CPU:
+#   bash checkpoints/train_demos.sh temporal_r2d18_gta temporal_r2d18_tape temporal_r2d18 appearance_r2d18_gta
+#   bash checkpoints/train_demos.sh temporal_r2d18_nl temporal_r2d18_dnl
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
-COMMON=(--cache-frames --input-size 64 --resize-shorter 72 --threads 1 --batch-size 8
-        --optimizer adamw --lr 2e-3 --weight-decay 0.05 --schedule cosine --warmup-epochs 0.5 --epochs "${EPOCHS:-4}" --seed 0 --no-progress)
+COMMON=(--cache-frames --input-size 112 --resize-shorter 128 --threads 1 --batch-size 8
+        --optimizer adamw --lr 2e-3 --weight-decay 0.05 --schedule cosine --warmup-epochs 0.5 --epochs "${EPOCHS:-15}" --seed 0 --no-progress)
 declare -A MODEL=(
   [temporal_r2d18_gta]=demo_r2d18_gta [temporal_r2d18]=demo_r2d18 [temporal_r2d18_dnl]=demo_r2d18_dnl
   [temporal_r2d18_tape]=demo_r2d18_tape [appearance_r2d18_gta]=demo_r2d18_gta [temporal_r2d18_nl]=demo_r2d18_nl
 )
 NAMES=("$@")
-[ ${#NAMES[@]} -eq 0 ] && NAMES=(temporal_r2d18_gta temporal_r2d18 temporal_r2d18_dnl temporal_r2d18_tape appearance_r2d18_gta temporal_r2d18_nl)
+[ ${#NAMES[@]} -eq 0 ] && NAMES=(temporal_r2d18_gta temporal_r2d18_tape temporal_r2d18 appearance_r2d18_gta temporal_r2d18_nl temporal_r2d18_dnl)
 for name in "${NAMES[@]}"; do
   if [[ $name == appearance_* ]]; then
-    data=(--data data/appearance_s1_800)
+    data=(--data data/appearance_low_s1)
   else  # clips of a time-reversal pair, played backwards, with the pair's label (see gta_core/train.py)
-    data=(--data data/temporal_s0_800 --reverse-aug 0.5)
+    data=(--data data/temporal_low_s0 --reverse-aug 0.5)
   fi
   rm -rf "checkpoints/$name"
   $PY -m gta_core train --model "${MODEL[$name]}" "${data[@]}" --out "checkpoints/$name" "${COMMON[@]}"

@@ -59,6 +59,11 @@ import numpy as np
 
 GENERATOR_VERSION = "1.0"
 VARIANTS = ("temporal", "appearance")
+# "high": natural-image or noise backgrounds and a distractor half the time (the
+# full task). "low": smooth backgrounds at reduced contrast, no distractor and
+# larger objects, so that the tiny CPU demo models learn it in minutes; the
+# classes and their temporal structure are the same.
+CLUTTER_LEVELS = ("high", "low")
 VALIDATION_FRACTION = 0.2
 OBJECT_KINDS = ("circle", "square", "triangle", "star", "ring", "cross", "hexagon", "heart")
 COLOUR_NAMES = ("red", "orange", "yellow", "green", "cyan", "blue", "purple", "pink")
@@ -338,6 +343,7 @@ class VideoPlan:
     height: int
     width: int
     frames: int
+    clutter: str = "high"
 
 
 def render(plan: VideoPlan) -> tuple[np.ndarray, list[str]]:
@@ -356,11 +362,16 @@ def render(plan: VideoPlan) -> tuple[np.ndarray, list[str]]:
             motion, prog = _move_lr, _progress
     track = motion(rng, t, prog)
     background = _background(rng, h, w)
+    low_clutter = plan.clutter == "low"
+    if low_clutter:  # a blurred, flattened background; the object 1.4x larger
+        background = cv2.GaussianBlur(background, (0, 0), sigmaX=max(h, w) / 16)
+        background = background.mean() + 0.35 * (background - background.mean())
+        track["scale"] = track["scale"] * 1.4
     # a turning plain circle (or square, star) can look the same both ways: turning objects are textured
     sprite, colour_name = _sprite(rng, kind, plain_ok=motion is not _turn_cw)
     placeholders = [f"{colour_name} {kind}"]
     distractor = None
-    if rng.random() < 0.5:
+    if rng.random() < 0.5 and not low_clutter:
         d_kind = OBJECT_KINDS[rng.integers(len(OBJECT_KINDS))] if plan.variant == "temporal" else "square"
         d_sprite, _ = _sprite(rng, d_kind)
         distractor = (d_sprite, rng.uniform(0.1, 0.9) * w, rng.uniform(0.1, 0.9) * h,
@@ -474,11 +485,14 @@ def generate(
     frames: int = 16,
     fps: int = 8,
     workers: int | None = None,
+    clutter: str = "high",
     command_line: str | None = None,
 ) -> Path:
     """Write a dataset (see the module docstring) and return its folder."""
     templates = _templates(variant)
     height, width = parse_size(size)
+    if clutter not in CLUTTER_LEVELS:
+        raise ValueError(f"clutter must be one of {CLUTTER_LEVELS}, got {clutter!r}")
     if frames < 2 or videos_per_class < 1:
         raise ValueError("need frames >= 2 and videos_per_class >= 1")
     out = Path(out_dir)
@@ -494,7 +508,7 @@ def generate(
     for c, template in enumerate(templates):
         for k in range(videos_per_class):
             vid = str(int(ids[c * videos_per_class + k]))
-            plan = VideoPlan(variant, c, (seed, variant_code, c, k), height, width, frames)
+            plan = VideoPlan(variant, c, (seed, variant_code, c, k), height, width, frames, clutter)
             jobs.append((plan, str(videos / f"{vid}.webm"), fps))
             meta.append((vid, template, "validation" if k < n_val else "train"))
 
@@ -522,11 +536,11 @@ def generate(
         "generator": "gta_core.data.synth", "generator_version": GENERATOR_VERSION,
         "seed": seed, "variant": variant, "videos_per_class": videos_per_class,
         "num_classes": len(templates), "num_videos": total,
-        "height": height, "width": width, "frames": frames, "fps": fps,
+        "height": height, "width": width, "frames": frames, "fps": fps, "clutter": clutter,
         "codec": "vp9", "container": "webm",
         "command_line": command_line or f"generate({str(out)!r}, seed={seed}, variant={variant!r}, "
                                         f"videos_per_class={videos_per_class}, size='{height}x{width}', "
-                                        f"frames={frames}, fps={fps})",
+                                        f"frames={frames}, fps={fps}, clutter={clutter!r})",
         "seconds": round(elapsed, 1), "workers": workers,
     })
     return out
@@ -552,17 +566,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", type=int, default=16)
     p.add_argument("--fps", type=int, default=8)
     p.add_argument("--workers", type=int, default=None, help="processes (default: the CPUs available)")
+    p.add_argument("--clutter", choices=CLUTTER_LEVELS, default="high",
+                   help="high: busy backgrounds and distractors; low: what the CPU demo models train on")
     p.set_defaults(func=_main)
 
 
 def _main(args: argparse.Namespace) -> int:
     out = generate(
         args.out, seed=args.seed, variant=args.variant, videos_per_class=args.videos_per_class,
-        size=args.size, frames=args.frames, fps=args.fps, workers=args.workers,
+        size=args.size, frames=args.frames, fps=args.fps, workers=args.workers, clutter=args.clutter,
         # Rebuilt from the parsed arguments (sys.argv is not ours when called in-process).
         command_line=(
             f"python -m gta_core synth {args.out} --seed {args.seed} --variant {args.variant} "
-            f"--videos-per-class {args.videos_per_class} --size {args.size} --frames {args.frames} --fps {args.fps}"
+            f"--videos-per-class {args.videos_per_class} --size {args.size} --frames {args.frames} --fps {args.fps} "
+            f"--clutter {args.clutter}"
         ),
     )
     info = json.loads((out / "dataset_info.json").read_text())
