@@ -210,7 +210,7 @@ def _print_report(metrics: dict, class_names: Sequence[str]) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    env = init_distributed(args.device)
+    env = init_distributed(args.device, args.threads)
     try:
         checkpoint = load_checkpoint(args.checkpoint, device=env.device)
         dataset = _dataset_for(checkpoint, args.data, args.split, args.decoder)
@@ -369,6 +369,7 @@ def register(subparsers) -> None:
     ev.add_argument("--batch-size", type=int, default=16)
     ev.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     ev.add_argument("--decoder", default="auto", choices=("auto", "decord", "pyav"))
+    ev.add_argument("--threads", type=int, default=0, help="CPU threads per process (0: automatic)")
     ev.add_argument("--no-reversed", action="store_true", help="skip reversed accuracy")
     ev.add_argument("--json", action="store_true", help="print all metrics as JSON")
     ev.set_defaults(func=cmd_evaluate)

@@ -41,6 +41,7 @@ def gta_checkpoint(data_root, tmp_path_factory):
 def run_cli(*args: str, nproc: int = 0) -> subprocess.CompletedProcess:
     """`python -m gta_core ARGS` in-process (fast), or under torchrun with `nproc` processes."""
     if not nproc:
+        args = (*args, "--threads", "1") if args[0] == "evaluate" else args
         out, err = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = main(list(args))

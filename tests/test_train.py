@@ -34,7 +34,7 @@ def tiny_config(data_root: Path, out: Path, **changes) -> TrainConfig:
     values = dict(
         model="demo_r2d18_gta", data=str(data_root), out=str(out), model_overrides=dict(TINY),
         input_size=28, resize_shorter=32, epochs=2, batch_size=5, lr=1e-3, warmup_epochs=0.5,
-        workers=0, eval_batch_size=8, progress=False, cache_frames=True, reverse_aug=0.5, hflip=True,
+        workers=0, threads=1, eval_batch_size=8, progress=False, cache_frames=True, reverse_aug=0.5, hflip=True,
     )
     values.update(changes)
     return TrainConfig(**values)
