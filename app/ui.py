@@ -18,6 +18,9 @@ from .settings import VIDEO_SUFFIXES, Settings, checkpoint_folders, list_videos
 
 CONTEXT_KEY = "gta_lens_context"
 MAX_MODELS = 4
+# What the app opens on: the shipped NL, DNL and GTA models of the temporal set, on one of its clips.
+DEFAULT_CHECKPOINTS = ("temporal_r2d18_nl", "temporal_r2d18_dnl", "temporal_r2d18_gta")
+DEFAULT_VIDEO_HINT = "temporal__"
 SOURCES = ("Bundled", "Folder", "Upload")
 
 
@@ -70,7 +73,9 @@ def choose_video(settings: Settings) -> engine.VideoChoice | None:
             return None
         by_label = {str(path.relative_to(folder)): path for folder, path in videos}
         # Start on a video that comes with a label, so Predictions can show the ground truth.
+        # The demo models are trained on the temporal set: prefer one of its clips.
         labelled = [i for i, path in enumerate(by_label.values()) if engine.ground_truth(str(path), path.stat().st_mtime_ns)]
+        labelled.sort(key=lambda i: DEFAULT_VIDEO_HINT not in list(by_label)[i])
         label = st.sidebar.selectbox("File", list(by_label), index=labelled[0] if labelled else 0, key=f"video_{source}")
         return engine.video_from_file(by_label[label], trusted=source == "Bundled")
     except (OSError, VideoError) as error:
@@ -86,8 +91,10 @@ def choose_checkpoints(settings: Settings) -> list[engine.CheckpointEntry]:
         st.sidebar.warning(f"No checkpoints in {roots}.")
         return []
     by_label = {entry.description: entry for entry in entries}
+    preferred = [label for name in DEFAULT_CHECKPOINTS for label, e in by_label.items() if e.name == name]
     chosen = st.sidebar.multiselect(
-        "Models (1–4)", list(by_label), default=list(by_label)[:3], max_selections=MAX_MODELS, key="checkpoints",
+        "Models (1–4)", list(by_label), default=preferred or list(by_label)[:3], max_selections=MAX_MODELS,
+        key="checkpoints",
     )
     return [by_label[label] for label in chosen]
 

@@ -1,4 +1,5 @@
 """Small shared helpers for the core tests."""
+import pytest
 import torch
 
 
@@ -19,3 +20,13 @@ def activate_blocks(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
 
 def tiny_clip(batch: int = 2, frames: int = 8, size: int = 64, seed: int = 0) -> torch.Tensor:
     return torch.randn(batch, 3, frames, size, size, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for a module of tiny models: on 2 shared cores a second
+    OpenMP thread spin-waits against other processes (measured 3-4x slower under load)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -17,21 +17,14 @@ from gta_core.export import ExportError, ExportOptions, figure_entries, render_p
 from gta_core.video import ClipSpec, read_clip
 from tests.app.fixtures import write_video
 
-from .helpers import activate_blocks
+from .helpers import activate_blocks, one_thread  # noqa: F401  (fixture)
 
 VIDEOS = 10
 SIZE = 48                       # input crop: res3 6×6, res4 3×3, res5 2×2
 CLASSES = ["moving left", "moving right", "covering", "uncovering"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: these models are tiny, and on the 2 shared CI cores a second OpenMP
-    thread spin-waits against other processes (measured 3-4x slower under load)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

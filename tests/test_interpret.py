@@ -29,7 +29,7 @@ from gta_core.interpret import (
 )
 from gta_core.video import ClipSpec, read_clip
 
-from .helpers import activate_blocks
+from .helpers import activate_blocks, one_thread  # noqa: F401  (fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPORAL_CLIP = ROOT / "assets/synth/temporal__moving_something_from_left_to_right.webm"
@@ -51,14 +51,7 @@ def demo_checkpoint(folder: Path, name: str, seed: int, activate: bool = True):
     return load_checkpoint(folder / name)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: these models are tiny, and on the 2 shared CI cores a second OpenMP
-    thread spin-waits against other processes (measured 3-4x slower under load)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
