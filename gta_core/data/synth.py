@@ -62,7 +62,8 @@ VARIANTS = ("temporal", "appearance")
 # "high": natural-image or noise backgrounds and a distractor half the time (the
 # full task). "low": smooth backgrounds at reduced contrast, no distractor and
 # larger objects, so that the tiny CPU demo models learn it in minutes; the
-# classes and their temporal structure are the same.
+# classes and their temporal structure are the same (in the appearance variant
+# each object kind also gets its own colour family).
 CLUTTER_LEVELS = ("high", "low")
 VALIDATION_FRACTION = 0.2
 OBJECT_KINDS = ("circle", "square", "triangle", "star", "ring", "cross", "hexagon", "heart")
@@ -327,8 +328,10 @@ class _Sprite:
         frame += rgb * a
 
 
-def _sprite(rng: np.random.Generator, kind: str, n: int = 64, plain_ok: bool = True) -> tuple[_Sprite, str]:
-    colour, colour_name = _hsv_colour(rng)
+def _sprite(
+    rng: np.random.Generator, kind: str, n: int = 64, plain_ok: bool = True, hue_index: int | None = None
+) -> tuple[_Sprite, str]:
+    colour, colour_name = _hsv_colour(rng, hue_index)
     return _Sprite(_texture(rng, n, colour, plain_ok), _shape_mask(kind, n)), colour_name
 
 
@@ -368,7 +371,10 @@ def render(plan: VideoPlan) -> tuple[np.ndarray, list[str]]:
         background = background.mean() + 0.35 * (background - background.mean())
         track["scale"] = track["scale"] * 1.4
     # a turning plain circle (or square, star) can look the same both ways: turning objects are textured
-    sprite, colour_name = _sprite(rng, kind, plain_ok=motion is not _turn_cw)
+    # Low clutter, appearance: each object kind also has its own colour family (as a Kinetics
+    # scene has its typical look), which the tiny demo models need to learn the set on a CPU.
+    hue_index = plan.class_index if (low_clutter and plan.variant == "appearance") else None
+    sprite, colour_name = _sprite(rng, kind, plain_ok=motion is not _turn_cw, hue_index=hue_index)
     placeholders = [f"{colour_name} {kind}"]
     distractor = None
     if rng.random() < 0.5 and not low_clutter:
