@@ -71,7 +71,7 @@ def write_video(path: Path, frames: int = 16, size: tuple[int, int] = (128, 160)
 
 
 if __name__ == "__main__":
-    out = Path(sys.argv[1] if len(sys.argv) > 1 else "checkpoints")
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/gta_lens_random_checkpoints")
     for folder, (model_name, seed, variant) in DEMO_CHECKPOINTS.items():
         path = make_random_checkpoint(out / folder, model_name, seed, variant)
         size = sum(p.stat().st_size for p in path.iterdir())
