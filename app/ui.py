@@ -18,8 +18,9 @@ from .settings import VIDEO_SUFFIXES, Settings, checkpoint_folders, list_videos
 
 CONTEXT_KEY = "gta_lens_context"
 MAX_MODELS = 4
-# What the app opens on: the shipped NL, DNL and GTA models of the temporal set, on one of its clips.
-DEFAULT_CHECKPOINTS = ("temporal_r2d18_nl", "temporal_r2d18_dnl", "temporal_r2d18_gta")
+# What the app opens on: the shipped NL, DNL and GTA models of the temporal set, on one of its clips,
+# and the appearance set's GTA, so that the temporal view compares two datasets' learned matrices.
+DEFAULT_CHECKPOINTS = ("temporal_r2d18_nl", "temporal_r2d18_dnl", "temporal_r2d18_gta", "appearance_r2d18_gta")
 DEFAULT_VIDEO_HINT = "temporal__"
 SOURCES = ("Bundled", "Folder", "Upload")
 

@@ -36,10 +36,18 @@ if len(sources) < 2:
     st.info("Choose checkpoints with temporal matrices (TA, TAPE, DNL, GTA) to compare.")
     st.stop()
 labels = list(sources)
-first = next((l for l in labels if f" · {query.block} · " in l), labels[0])
-second = next((l for l in labels if l != first and not l.startswith(sources[first][0].name + " ·")
-               and l.split(" · ", 1)[1] == first.split(" · ", 1)[1]), None)
-second = second or next(l for l in labels if l != first)
+
+
+def counterpart(label: str) -> str | None:
+    """The same block and matrix in another checkpoint, if any."""
+    name, rest = label.split(" · ", 1)
+    return next((l for l in labels if l.split(" · ", 1)[1] == rest and not l.startswith(name + " ·")), None)
+
+
+# Default: the first matrix of the query block that another checkpoint also has (e.g. M̂_P of two GTAs).
+in_block = [l for l in labels if f" · {query.block} · " in l] or labels
+first = next((l for l in in_block if counterpart(l)), in_block[0])
+second = counterpart(first) or next(l for l in labels if l != first)
 pick_a, pick_b = st.columns(2)
 label_a = pick_a.selectbox("A", labels, index=labels.index(first), key="compare_a")
 label_b = pick_b.selectbox("B", labels, index=labels.index(second), key="compare_b")

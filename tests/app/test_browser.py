@@ -30,14 +30,21 @@ CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
-# The checkpoints the screenshots show; the figure counts below are for these three (DNL, GTA, NL).
-CHECKPOINTS = ["checkpoints/random_demo_dnl", "checkpoints/random_demo_gta", "checkpoints/random_demo_nl"]
+# The checkpoints the screenshots show: the shipped NL, DNL and GTA of the temporal set, and the GTA
+# of the appearance set (so the temporal view compares two datasets' M̂). The figure counts below
+# are for these four.
+CHECKPOINTS = [
+    "checkpoints/temporal_r2d18_nl",
+    "checkpoints/temporal_r2d18_dnl",
+    "checkpoints/temporal_r2d18_gta",
+    "checkpoints/appearance_r2d18_gta",
+]
 VIEWS = [  # (navigation label, screenshot name, figures expected with CHECKPOINTS)
-    ("Predictions", "predictions", 6),
-    ("Query point", "query", 6),
-    ("Temporal attention", "temporal", 8),
-    ("Regions", "regions", 2),
-    ("Swapped attention", "swapped", 2),
+    ("Predictions", "predictions", 8),        # frame strip + top-k per model
+    ("Query point", "query", 8),              # picker + NL 1 + DNL 2 + GTA 2 + GTA 2
+    ("Temporal attention", "temporal", 12),   # DNL 1 + GTA 4 + GTA 4 + the A / B / A − B comparison
+    ("Regions", "regions", 4),                # 2 per GTA
+    ("Swapped attention", "swapped", 2),      # DNL only
 ]
 TIMEOUT_MS = 60_000
 
