@@ -9,7 +9,8 @@ cannot change the logits. Every handle is removed afterwards, also when the
 forward raises.
 
 Coordinates: a query (t, y, x) is given on the block's feature grid (H, W).
-NL and SA keys live on the 2×2-pooled grid (h, w) = (⌈H/2⌉, ⌈W/2⌉).
+NL and SA keys live on the 2×2-pooled grid (h, w), which each block's own
+pooling gives (⌈H/2⌉ for ours, ⌊H/2⌋ for imported MMAction2/TSM NL blocks).
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from einops import rearrange
 from torch import nn
 
 from .layers import DecoupledAttention, GlobalTemporalAttention, GTABlock, NonLocalBlock
+from .layers.common import pooled_grid
 from .models import VideoNet
 
 
@@ -186,7 +188,7 @@ class _Recorder:
     def spatial_maps(self, part, batch: int, frames: int) -> SpatialMaps:
         height, width = self.input_shapes[part][-2:]
         weights = rearrange(self.outputs[part.attend], "(b t) q k -> b t q k", b=batch, t=frames)
-        return SpatialMaps(weights, (height, width), ((height + 1) // 2, (width + 1) // 2))
+        return SpatialMaps(weights, (height, width), pooled_grid(part.pool, height, width))
 
     def temporal_maps(self, part, batch: int) -> TemporalMaps:
         height, width = self.input_shapes[part][-2:]
@@ -196,9 +198,7 @@ class _Recorder:
     def record(self, name: str, block: nn.Module, batch: int, frames: int, swapped: bool) -> AttentionRecord:
         if isinstance(block, NonLocalBlock):
             height, width = self.input_shapes[block][-2:]
-            return NonLocalRecord(
-                name, self.outputs[block.attend], frames, (height, width), ((height + 1) // 2, (width + 1) // 2)
-            )
+            return NonLocalRecord(name, self.outputs[block.attend], frames, (height, width), block.key_grid(height, width))
         if isinstance(block, DecoupledAttention):
             return DecoupledRecord(
                 name,

@@ -36,9 +36,19 @@ def round_up(value: float, multiple: int) -> int:
     return max(multiple, int(math.ceil(value / multiple)) * multiple)
 
 
-def key_pool(enabled: bool) -> nn.Module:
+def key_pool(enabled: bool, ceil_mode: bool = True) -> nn.Module:
     """2×2 spatial max-pooling of keys and values (Wang et al. 2018, "subsampling").
 
-    ceil_mode keeps the odd feature maps of small inputs (7×7 at 112²) whole.
+    ceil_mode keeps the odd feature maps of small inputs (7×7 at 112²) whole;
+    MMAction2 and the TSM repository pool with floor (their 7×7 -> 3×3), so
+    imported models set ceil_mode=False.
     """
-    return nn.MaxPool2d(kernel_size=2, stride=2, ceil_mode=True) if enabled else nn.Identity()
+    return nn.MaxPool2d(kernel_size=2, stride=2, ceil_mode=ceil_mode) if enabled else nn.Identity()
+
+
+def pooled_grid(pool: nn.Module, height: int, width: int) -> tuple[int, int]:
+    """The (h, w) key grid that `pool` (from `key_pool`) makes of an (H, W) feature map."""
+    if not isinstance(pool, nn.MaxPool2d):
+        return height, width
+    round_ = math.ceil if pool.ceil_mode else math.floor
+    return round_(height / 2), round_(width / 2)

@@ -1,9 +1,22 @@
 """The non-local block (Wang et al. 2018), embedded-Gaussian version.
 
-This is the variant that reproduces Table 1 of the GTA paper (R2D-50 + NL:
-31.2 M parameters, 61.1 GFLOPs at 8×224²): θ, φ, g are 1×1 projections
-C → C/2, φ and g are max-pooled 2×2 in space *after* the projection, and the
-softmax runs over all T·h·w key positions of the clip.
+The defaults are the variant that reproduces Table 1 of the GTA paper
+(R2D-50 + NL: 31.2 M parameters, 61.1 GFLOPs at 8×224²): θ, φ, g are 1×1
+projections C → C/2, φ and g are max-pooled 2×2 in space *after* the
+projection, and the softmax runs over all T·h·w key positions of the clip.
+
+Switches for the non-local blocks of published checkpoints (the maths of
+each is pinned against the peer's own code in tests/test_importers.py):
+
+* `scale`: softmax(θφᵀ/√C') (ours, PySlowFast) or softmax(θφᵀ) (mmcv's
+  NonLocal3d with use_scale=False, as in MMAction2's TSM/I3D NL configs, and
+  the TSM repository's ops/non_local.py).
+* `pool`: "after" the φ/g projection (ours, mmcv, TSM), "before" it
+  (PySlowFast pools X, then projects) or "none".
+* `pool_ceil`: ceil (ours) or floor (mmcv's and TSM's MaxPool3d((1, 2, 2)))
+  rounding of odd grids.
+* `out_bias`: W^O with a bias (ours, TSM) or without (mmcv's ConvModule
+  followed by a norm has none).
 """
 from __future__ import annotations
 
@@ -13,7 +26,9 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from .common import AttentionSoftmax, conv1x1, key_pool, zero_init_batchnorm
+from .common import AttentionSoftmax, conv1x1, key_pool, pooled_grid, zero_init_batchnorm
+
+POOL_PLACES = ("after", "before", "none")
 
 
 class NonLocalBlock(nn.Module):
@@ -24,28 +39,44 @@ class NonLocalBlock(nn.Module):
         channels: int,
         num_frames: int,
         inner_channels: int | None = None,
-        pool_keys: bool = True,
+        pool: str = "after",
+        pool_ceil: bool = True,
+        scale: bool = True,
+        out_bias: bool = True,
     ) -> None:
         super().__init__()
+        if pool not in POOL_PLACES:
+            raise ValueError(f"unknown NL pooling {pool!r}; choose one of {POOL_PLACES}")
         self.num_frames = num_frames
         self.inner_channels = inner_channels or channels // 2
+        self.pool_first = pool == "before"
+        self.scale = 1 / math.sqrt(self.inner_channels) if scale else 1.0
         self.query = conv1x1(channels, self.inner_channels)   # θ
         self.key = conv1x1(channels, self.inner_channels)     # φ
         self.value = conv1x1(channels, self.inner_channels)   # g
-        self.pool = key_pool(pool_keys)
+        self.pool = key_pool(pool != "none", ceil_mode=pool_ceil)
         self.attend = AttentionSoftmax()
-        self.out = conv1x1(self.inner_channels, channels)     # W^O
+        self.out = conv1x1(self.inner_channels, channels, bias=out_bias)  # W^O
         self.norm = zero_init_batchnorm(channels)
+
+    def key_grid(self, height: int, width: int) -> tuple[int, int]:
+        """(h, w) grid of the keys for an (H, W) query grid."""
+        return pooled_grid(self.pool, height, width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: (B·T, C, H, W), frames folded into the batch by the R2D backbone.
         height, width = x.shape[-2:]
         frames = self.num_frames
         q = rearrange(self.query(x), "(b t) c h w -> b (t h w) c", t=frames)
-        k = rearrange(self.pool(self.key(x)), "(b t) c h w -> b (t h w) c", t=frames)
-        v = rearrange(self.pool(self.value(x)), "(b t) c h w -> b (t h w) c", t=frames)
+        if self.pool_first:
+            pooled = self.pool(x)
+            k, v = self.key(pooled), self.value(pooled)
+        else:
+            k, v = self.pool(self.key(x)), self.pool(self.value(x))
+        k = rearrange(k, "(b t) c h w -> b (t h w) c", t=frames)
+        v = rearrange(v, "(b t) c h w -> b (t h w) c", t=frames)
         # (B, T·H·W, C') x (B, C', T·h·w) -> (B, T·H·W, T·h·w)
-        weights = self.attend(q @ k.transpose(1, 2) / math.sqrt(self.inner_channels))
+        weights = self.attend(q @ k.transpose(1, 2) * self.scale)
         # (B, T·H·W, T·h·w) x (B, T·h·w, C') -> (B, T·H·W, C')
         context = weights @ v
         context = rearrange(context, "b (t h w) c -> (b t) c h w", t=frames, h=height, w=width)

@@ -14,6 +14,7 @@ from einops import rearrange
 from torch import nn
 
 from ..layers import DecoupledAttention, GTABlock, NonLocalBlock
+from ..layers.non_local import POOL_PLACES
 from .resnet2d import DEPTHS, ResNet2D
 
 BLOCK_KINDS = ("none", "nl", "sa", "ta", "dnl", "tape", "gta")
@@ -30,6 +31,9 @@ class VideoNetConfig:
     # (2 in res3 and 3 in res4 for R2D-50).
     block_stages: tuple[str, ...] = ("res3", "res4")
     block_every: int = 2
+    # Explicit positions instead: ((stage, (residual block indices...)), ...).
+    # MMAction2's and TSM's NL models use res3 (0, 2) and res4 (0, 2, 4).
+    block_positions: tuple[tuple[str, tuple[int, ...]], ...] | None = None
     tsm: bool = False               # temporal shift in every residual branch
     dropout: float = 0.5            # before the classifier, as in TSN
     # GTA ablation switches (Tables 4, 10, 11; Fig. 4).
@@ -38,6 +42,12 @@ class VideoNetConfig:
     gta_cross_channel: bool = True
     gta_groups: int = 8
     gta_num_regions: int | None = None  # None: K = C/8
+    # NL variants of published checkpoints (layers/non_local.py); the defaults
+    # are the paper's (Table 1).
+    nl_scale: bool = True           # softmax(θφᵀ/√C'); MMAction2 and TSM: False
+    nl_pool: str = "after"          # φ/g pooled "after" the projection, "before" it, or "none"
+    nl_pool_ceil: bool = True       # ceil (ours) or floor (MMAction2, TSM) on odd grids
+    nl_out_bias: bool = True        # W^O bias; MMAction2: False
 
     def __post_init__(self) -> None:
         if self.block not in BLOCK_KINDS:
@@ -46,11 +56,22 @@ class VideoNetConfig:
             raise ValueError(f"unknown depth {self.depth}; choose one of {sorted(DEPTHS)}")
         if self.num_frames < 1 or self.num_classes < 1:
             raise ValueError("num_frames and num_classes must be positive")
+        if self.nl_pool not in POOL_PLACES:
+            raise ValueError(f"unknown nl_pool {self.nl_pool!r}; choose one of {POOL_PLACES}")
+        counts = dict(zip(("res2", "res3", "res4", "res5"), DEPTHS[self.depth][1]))
+        for stage, indices in self.block_positions or ():
+            if stage not in counts or not all(0 <= i < counts[stage] for i in indices):
+                raise ValueError(
+                    f"block position {stage} {list(indices)} is outside R2D-{self.depth} "
+                    f"(blocks per stage: {counts})"
+                )
 
     def insert_after(self) -> dict[str, tuple[int, ...]]:
         """Stage name -> indices of the residual blocks followed by a temporal block."""
         if self.block == "none":
             return {}
+        if self.block_positions is not None:
+            return {stage: tuple(indices) for stage, indices in self.block_positions}
         counts = DEPTHS[self.depth][1]
         return {
             stage: tuple(range(self.block_every - 1, counts[int(stage[3:]) - 2], self.block_every))
@@ -69,6 +90,10 @@ class VideoNetConfig:
         values = dict(values)
         if "block_stages" in values:
             values["block_stages"] = tuple(values["block_stages"])
+        if values.get("block_positions") is not None:  # JSON lists back to tuples
+            values["block_positions"] = tuple(
+                (str(stage), tuple(int(i) for i in indices)) for stage, indices in values["block_positions"]
+            )
         return cls(**values)
 
 
@@ -77,7 +102,14 @@ def _block_factory(config: VideoNetConfig):
 
     def make(channels: int) -> nn.Module:
         if config.block == "nl":
-            return NonLocalBlock(channels, frames)
+            return NonLocalBlock(
+                channels,
+                frames,
+                pool=config.nl_pool,
+                pool_ceil=config.nl_pool_ceil,
+                scale=config.nl_scale,
+                out_bias=config.nl_out_bias,
+            )
         if config.block == "sa":
             return DecoupledAttention(channels, frames, temporal=False)
         if config.block == "ta":
