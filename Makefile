@@ -14,8 +14,9 @@ $(VENV)/.stamp-runtime: requirements.txt
 	$(PY) -m pip install -q -r requirements.txt
 	touch $@
 
-$(VENV)/.stamp-dev: $(VENV)/.stamp-runtime requirements-dev.txt
+$(VENV)/.stamp-dev: $(VENV)/.stamp-runtime requirements-dev.txt requirements-peers.txt
 	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q --no-deps -r requirements-peers.txt
 	touch $@
 
 run: $(VENV)/.stamp-runtime

@@ -1,0 +1,206 @@
+"""Importers: public checkpoints of other codebases -> GTA Lens checkpoint folders.
+
+    python -m gta_core import mmaction2 SRC.pth --out DIR [--frames T] [--labels FILE] [--name NAME] [--force]
+    python -m gta_core import tsm SRC.pth --out DIR ...
+
+One module per foreign format says how its keys become the canonical
+ResNet layout (`resnet.py`); from there one rule table leads to our names.
+The source is read by `safe_load.read_source` (child process, capped,
+never `weights_only=False`); the result is an ordinary checkpoint folder that
+`load_checkpoint` opens without unpickling anything. `load_imagenet_backbone`
+maps a torchvision ResNet state dict onto a model for `train --init-imagenet`.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import shlex
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+from ..checkpoint import CheckpointConfig, CheckpointError, save_checkpoint
+from ..models import VideoNet, VideoNetConfig
+from . import mmaction2, tsm
+from .mapping import MappingError, fill, rename
+from .resnet import CANONICAL_TO_OURS, describe
+from .safe_load import SourceError, read_source
+
+FORMATS = {"mmaction2": mmaction2, "tsm": tsm}
+MAPPING_VERSION = 1
+DEFAULT_FRAMES = 8
+IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+
+
+class ImportFailure(Exception):
+    """An import that cannot go ahead; the message is one line."""
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_labels(path: str | Path, num_classes: int) -> list[str]:
+    """Class names, one per line (e.g. MMAction2's label_map_k400.txt)."""
+    path = Path(path)
+    try:
+        names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as error:
+        raise ImportFailure(f"{path}: cannot read the labels ({error})") from None
+    if len(names) != num_classes:
+        raise ImportFailure(f"{path}: {len(names)} labels for a classifier with {num_classes} classes")
+    return names
+
+
+def _display_name(label: str, fields: dict) -> str:
+    family = "TSM" if fields.get("tsm") else "TSN"
+    return f"{label} {family}-R{fields['depth']}" + ("-NL" if fields["block"] == "nl" else "")
+
+
+def convert(format_name: str, source: Path, frames: int | None = None) -> tuple[VideoNet, dict]:
+    """Read `source`, build our model with its weights; returns (model, facts for the config)."""
+    fmt = FORMATS[format_name]
+    what = f"{source.name} ({format_name})"
+    tensors, info = read_source(source)
+    preprocessing = fmt.pop_preprocessor(tensors)
+    canonical = rename(tensors, fmt.TO_CANONICAL, what)
+    fields = {**describe(canonical, what), **fmt.settings(tensors, info)}
+    if "num_classes" not in fields:
+        raise MappingError(f"{what}: no classifier found (expected the format's head weights)")
+    trained_frames = fmt.training_frames(info, source.name)
+    fields["num_frames"] = frames or trained_frames or DEFAULT_FRAMES
+    model = VideoNet(VideoNetConfig(**fields))
+    state = fill(model.state_dict(), rename(canonical, CANONICAL_TO_OURS, what), what)
+    model.load_state_dict(state, strict=True)
+    facts = {
+        "display_name": _display_name(fmt.LABEL, fields),
+        "dataset": fmt.dataset_name(info, source.name),
+        "trained_frames": trained_frames,
+        "reader": info.get("reader"),
+        "preprocessing": preprocessing,
+        "num_source_tensors": len(tensors),
+    }
+    return model.eval(), facts
+
+
+def import_checkpoint(
+    format_name: str,
+    source: str | Path,
+    out: str | Path,
+    frames: int | None = None,
+    labels: str | Path | None = None,
+    name: str | None = None,
+    force: bool = False,
+    command: str = "",
+) -> Path:
+    """Convert `source` into the checkpoint folder `out`; nothing is written unless all of it works."""
+    source, out = Path(source), Path(out)
+    if format_name not in FORMATS:
+        raise ImportFailure(f"unknown format {format_name!r}; choose one of {', '.join(FORMATS)}")
+    if out.exists() and not force:
+        raise ImportFailure(f"{out} already exists; pass --force to replace it")
+    if frames is not None and not 1 <= frames <= 256:
+        raise ImportFailure(f"--frames must be in [1, 256], got {frames}")
+    model, facts = convert(format_name, source, frames)
+    num_classes = model.config.num_classes
+    class_names = read_labels(labels, num_classes) if labels else [f"class_{i}" for i in range(num_classes)]
+    config = CheckpointConfig(
+        architecture=model.config.to_dict(),
+        class_names=class_names,
+        model_name=name or facts["display_name"],
+        input_size=224,
+        resize_shorter=256,
+        mean=facts["preprocessing"].get("mean", IMAGENET_MEAN),
+        std=facts["preprocessing"].get("std", IMAGENET_STD),
+        dataset={"name": facts["dataset"] or "unknown", "labels_file": Path(labels).name if labels else None},
+        provenance={
+            "imported": True,
+            "source_format": format_name,
+            "source_file": source.name,
+            "source_sha256": _sha256(source),
+            "mapping_version": MAPPING_VERSION,
+            "reader": facts["reader"],
+            "trained_frames": facts["trained_frames"],
+            "num_source_tensors": facts["num_source_tensors"],
+            "command": command,
+        },
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.importing-", dir=out.parent))
+    try:
+        save_checkpoint(staging, model, config)
+        if out.exists():
+            shutil.rmtree(out) if out.is_dir() else out.unlink()
+        staging.rename(out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out
+
+
+def load_imagenet_backbone(model: VideoNet, source: str | Path) -> dict:
+    """Fill `model`'s ResNet from a torchvision-layout ImageNet state dict (classifier dropped).
+
+    Returns a report: tensors loaded, source tensors dropped (fc), and ours
+    left at their initialisation (temporal blocks, the head).
+    """
+    source = Path(source)
+    what = f"{source.name} (torchvision ResNet)"
+    tensors, _ = read_source(source)
+    tensors = {k.removeprefix("module."): v for k, v in tensors.items()}
+    dropped = sorted(k for k in tensors if k.startswith("fc."))
+    mapped = rename({k: v for k, v in tensors.items() if k not in dropped}, CANONICAL_TO_OURS, what)
+    expected = model.state_dict()
+
+    def kept_at_init(key: str) -> bool:
+        return key.startswith("head.") or ".attention." in key
+
+    state = fill(expected, mapped, what, allow_missing=kept_at_init)
+    model.load_state_dict(state, strict=False)
+    return {
+        "source": source.name,
+        "loaded": len(state),
+        "dropped": dropped,
+        "kept_at_init": sorted(k for k in expected if k not in state),
+    }
+
+
+IMPORT_ERRORS = (SourceError, MappingError, ImportFailure, CheckpointError, ValueError)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    command = "python -m gta_core " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["import"] else ""
+    try:
+        folder = import_checkpoint(
+            args.format, args.source, args.out, args.frames, args.labels, args.name, args.force, command
+        )
+    except IMPORT_ERRORS as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {folder}; describe it with: python -m gta_core info {folder}")
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "import",
+        help="convert a public checkpoint (MMAction2, TSM) into a GTA Lens checkpoint folder",
+        description="Read a .pth safely (child process, capped, no code runs) and write config.json + model.safetensors.",
+    )
+    p.add_argument("format", choices=sorted(FORMATS), help="source layout")
+    p.add_argument("source", help="the .pth/.pt file")
+    p.add_argument("--out", required=True, help="checkpoint folder to write")
+    p.add_argument("--frames", type=int, help="clip length T (default: the source's training setting, else 8)")
+    p.add_argument("--labels", help="class names, one per line (default class_0, class_1, ...)")
+    p.add_argument("--name", help="display name (default e.g. 'MMAction2 TSM-R50-NL')")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.set_defaults(func=cmd_import)
+
+
+__all__ = ["FORMATS", "ImportFailure", "convert", "import_checkpoint", "load_imagenet_backbone", "read_labels"]

@@ -1,0 +1,60 @@
+"""The official TSM repository (mit-han-lab/temporal-shift-module) checkpoints.
+
+Follows ops/models.py (`TSN`: a torchvision ResNet as `base_model`, its fc
+replaced by dropout, the classifier `new_fc`; saved from nn.DataParallel, so
+every key starts with `module.`), ops/temporal_shift.py (`TemporalShift`
+wraps each block's `conv1` as `.net`, place 'blockres') and ops/non_local.py
+(`NL3DWrapper`: `.block` and `.nl`; `nl.theta`, `nl.phi.0`, `nl.g.0` with
+floor 2×2 max-pooling, `nl.W.0` with bias, `nl.W.1` its BatchNorm; softmax
+without scaling). Files are `{'epoch', 'arch', 'state_dict', 'best_prec1'}`.
+The maths is MMAction2's TSM-R50-NL; tests/test_importers.py maps an
+MMAction2-built model onto these names and checks the logits.
+"""
+from __future__ import annotations
+
+import re
+
+import torch
+
+from .mapping import Rule
+from .resnet import _BLOCK, _PARAM
+
+LABEL = "TSM"
+_CANON_BLOCK = "layer{layer}.{index}"
+_BASE = r"(module\.)?base_model"
+_WRAPPED = rf"{_BASE}\.{_BLOCK}(\.block)?"
+
+TO_CANONICAL = [
+    Rule(rf"{_BASE}\.conv1\.weight", "conv1.weight"),
+    Rule(rf"{_BASE}\.bn1\.{_PARAM}", "bn1.{param}"),
+    Rule(rf"{_WRAPPED}\.conv(?P<n>[1-3])(\.net)?\.weight", _CANON_BLOCK + ".conv{n}.weight"),
+    Rule(rf"{_WRAPPED}\.bn(?P<n>[1-3])\.{_PARAM}", _CANON_BLOCK + ".bn{n}.{param}"),
+    Rule(rf"{_WRAPPED}\.downsample\.(?P<n>[01])\.{_PARAM}", _CANON_BLOCK + ".downsample.{n}.{param}"),
+    Rule(rf"{_BASE}\.{_BLOCK}\.nl\.(?P<part>theta|phi\.0|phi|g\.0|g|W\.0|W\.1)\.{_PARAM}",
+         _CANON_BLOCK + ".nl.{part}.{param}"),
+    Rule(rf"(module\.)?new_fc\.{_PARAM}", "fc.{param}"),
+]
+
+
+def settings(tensors: dict[str, torch.Tensor], info: dict) -> dict:
+    """The shift is read off the keys; the repository's NL softmax is never scaled."""
+    return {"tsm": any(re.search(r"\.conv1\.net\.weight$", k) for k in tensors), "nl_scale": False}
+
+
+def training_frames(info: dict, file_name: str) -> int | None:
+    """`segment8` in the published file names (TSM_kinetics_RGB_resnet50_shift8_blockres_avg_segment8_e50.pth)."""
+    match = re.search(r"segment(\d+)", file_name)
+    return int(match[1]) if match else None
+
+
+def dataset_name(info: dict, file_name: str) -> str:
+    name = file_name.lower()
+    for token, label in (("kinetics", "Kinetics-400"), ("somethingv2", "Something-Something v2"),
+                         ("something", "Something-Something v1")):
+        if token in name:
+            return label
+    return ""
+
+
+def pop_preprocessor(tensors: dict[str, torch.Tensor]) -> dict:
+    return {}

@@ -1,0 +1,108 @@
+"""MMAction2's own models, built from the registry package, as the importers' oracle.
+
+The mmaction2 1.2.0 wheel lacks `mmaction.models.localizers.drn`; an empty
+module takes its place before importing (the DRN localizer is never used).
+"""
+from __future__ import annotations
+
+import sys
+import types
+import warnings
+
+import torch
+
+
+def _stub_missing_drn() -> None:
+    package = types.ModuleType("mmaction.models.localizers.drn")
+    package.__path__ = []
+    module = types.ModuleType("mmaction.models.localizers.drn.drn")
+    module.DRN = type("DRN", (), {})
+    sys.modules.setdefault(package.__name__, package)
+    sys.modules.setdefault(module.__name__, module)
+
+
+def registry():
+    """MMAction2's MODELS registry, with the default scope set."""
+    _stub_missing_drn()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import mmaction.models  # noqa: F401  (registers the models)
+        from mmaction.registry import MODELS
+        from mmengine.registry import init_default_scope
+    init_default_scope("mmaction")
+    return MODELS
+
+
+# The published TSM-R50 (+ NL) Kinetics-400 configs (configs/recognition/tsm/).
+NL_CFG = dict(sub_sample=True, use_scale=False, norm_cfg=dict(type="BN3d", requires_grad=True), mode="embedded_gaussian")
+NL_POSITIONS = ((0, 0, 0), (1, 0, 1, 0), (1, 0, 1, 0, 1, 0), (0, 0, 0))
+
+
+def tsm_r50(num_classes: int, frames: int, non_local: bool):
+    backbone = dict(type="ResNetTSM", pretrained=None, pretrained2d=False, depth=50, norm_eval=False,
+                    shift_div=8, num_segments=frames)
+    if non_local:
+        backbone.update(non_local=NL_POSITIONS, non_local_cfg=NL_CFG)
+    config = dict(
+        type="Recognizer2D",
+        backbone=backbone,
+        cls_head=dict(type="TSMHead", num_classes=num_classes, in_channels=2048, spatial_type="avg",
+                      consensus=dict(type="AvgConsensus", dim=1), dropout_ratio=0.5, init_std=0.001,
+                      is_shift=True, average_clips="prob", num_segments=frames),
+        data_preprocessor=dict(type="ActionDataPreprocessor", mean=[123.675, 116.28, 103.53],
+                               std=[58.395, 57.12, 57.375], format_shape="NCHW"),
+    )
+    return _randomised(registry().build(config))
+
+
+def resnet50_torchvision_pretrained(path: str):
+    """MMAction2's ResNet-50 loading a torchvision-layout file with its own loader."""
+    model = registry().build(dict(type="ResNet", depth=50, pretrained=path, torchvision_pretrain=True))
+    model.init_weights()
+    model.eval()  # MMAction2's ResNet.train() returns None, so no chaining
+    return model
+
+
+def _randomised(model: torch.nn.Module) -> torch.nn.Module:
+    """Random weights and random BatchNorm statistics everywhere (non-local γ included)."""
+    generator = torch.Generator().manual_seed(0)
+    model.init_weights()
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.weight.copy_(torch.rand(module.weight.shape, generator=generator) * 0.5 + 0.5)
+                module.bias.copy_(torch.randn(module.bias.shape, generator=generator) * 0.1)
+                module.running_mean.copy_(torch.randn(module.running_mean.shape, generator=generator) * 0.1)
+                module.running_var.copy_(torch.rand(module.running_var.shape, generator=generator) + 0.5)
+            elif isinstance(module, (torch.nn.Conv2d, torch.nn.Conv3d, torch.nn.Linear)) and module.bias is not None:
+                module.bias.copy_(torch.randn(module.bias.shape, generator=generator) * 0.05)
+            if isinstance(module, torch.nn.Conv3d):
+                # mmcv initialises θ, φ, g with std 0.01, which leaves the NL softmax nearly uniform;
+                # unit-scale projections make it peaked, so the NL maths (scale, pooling) shows in the logits.
+                fan_in = module.weight[0].numel()
+                module.weight.copy_(torch.randn(module.weight.shape, generator=generator) * 0.5 / fan_in**0.5)
+    model.eval()
+    return model
+
+
+def logits(model, clip: torch.Tensor) -> torch.Tensor:
+    """MMAction2's class scores (before the test-time softmax) for a normalised clip (B, 3, T, H, W)."""
+    batch, _, frames = clip.shape[:3]
+    flat = clip.permute(0, 2, 1, 3, 4).reshape(batch * frames, *clip.shape[1:2], *clip.shape[3:])
+    with torch.no_grad():
+        return model.cls_head(model.backbone(flat), num_segs=frames)
+
+
+def save_as_published(model, path: str, config_text: str) -> None:
+    """`torch.save({'meta': ..., 'state_dict': ...})` as MMAction2 publishes, mmengine objects in meta included."""
+    from mmengine.config import ConfigDict
+    import numpy as np
+
+    meta = {
+        "mmengine_version": "0.10.7",
+        "cfg": config_text,
+        "dataset_meta": ConfigDict(classes=None),
+        "seed": np.int64(0),
+        "epoch": 50,
+    }
+    torch.save({"meta": meta, "state_dict": model.state_dict()}, path)
