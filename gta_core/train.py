@@ -58,6 +58,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from .checkpoint import CheckpointConfig, save_checkpoint
 from .distributed import DistEnv, all_gather_objects, barrier, init_distributed, shutdown
 from .evaluate import evaluate_model, reversed_targets, summary_line
+from .importers import load_imagenet_backbone
 from .models import create_model, model_config
 
 METRICS_FILE = "metrics.jsonl"
@@ -91,6 +92,9 @@ class TrainConfig:
     # Start the 2D backbone from another checkpoint (the paper starts from ImageNet
     # weights, appendix E); its temporal blocks and classifier are not copied.
     init_from: str = ""
+    # Or from an ImageNet ResNet in torchvision's layout (conv1, bn1, layer1.0.conv1, ..., fc),
+    # as .safetensors or a .pth read by the importers' safe reader; fc is dropped.
+    init_imagenet: str = ""
     # Optimisation.
     epochs: int = 30
     batch_size: int = 16           # per process
@@ -406,6 +410,14 @@ def train(cfg: TrainConfig, argv: list[str] | None = None) -> dict:
         torch.manual_seed(cfg.seed)   # the same initial weights on every rank (DDP also broadcasts rank 0's)
         model = create_model(cfg.model, **{**cfg.model_overrides, "num_classes": len(class_names)})
         init_record = load_backbone(model, cfg.init_from) if cfg.init_from else None
+        if cfg.init_imagenet:
+            if cfg.init_from:
+                raise ValueError("--init-from and --init-imagenet both set the backbone; give one")
+            init_record = load_imagenet_backbone(model, cfg.init_imagenet)
+            if env.is_main:
+                print(f"ImageNet init from {init_record['source']}: {init_record['loaded']} tensors loaded, "
+                      f"dropped {', '.join(init_record['dropped']) or 'nothing'}, "
+                      f"{len(init_record['kept_at_init'])} left at init (temporal blocks, head)")
         if cfg.sync_bn and env.enabled:
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         model.to(env.device)
@@ -655,6 +667,7 @@ def register(subparsers) -> None:
     p.add_argument("--cache-frames", action="store_true", default=None,
                    help="decode each split once into DATA/.frame_cache and train from it")
     p.add_argument("--init-from", help="checkpoint whose 2D backbone weights start this model")
+    p.add_argument("--init-imagenet", help="ImageNet ResNet-18/34/50 in torchvision layout (.safetensors or .pth)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int, help="per process")
     p.add_argument("--optimizer", choices=("adamw", "sgd"))

@@ -153,3 +153,30 @@ def test_init_from_copies_the_2d_backbone_only(tmp_path):
     assert record["model_name"] == "demo_r2d18_gta" and record["tensors"] > 0
     with pytest.raises(ValueError, match="backbone does not match"):
         load_backbone(create_model("demo_r2d18", num_classes=15, width_multiplier=0.25), tmp_path / "src")
+
+
+def test_init_imagenet_from_safetensors_in_torchvision_layout(data_root, tmp_path):
+    """A torchvision-layout ResNet-18 (as safetensors) starts the backbone; its fc is dropped and reported."""
+    import re
+
+    from safetensors.torch import save_file
+
+    from gta_core import create_model
+
+    torch.manual_seed(5)
+    donor = create_model("demo_r2d18", num_classes=15, **TINY).state_dict()
+    torchvision_names = {}
+    for key, value in donor.items():
+        if not key.startswith("backbone."):
+            continue
+        key = key.removeprefix("backbone.").replace("stem.0.", "conv1.").replace("stem.1.", "bn1.")
+        key = re.sub(r"res(\d)\.(\d+)\.residual\.", lambda m: f"layer{int(m[1]) - 1}.{m[2]}.", key)
+        torchvision_names[key] = value
+    torchvision_names |= {"fc.weight": torch.zeros(1000, donor["head.weight"].shape[1]), "fc.bias": torch.zeros(1000)}
+    save_file(torchvision_names, str(tmp_path / "resnet18.safetensors"))
+    out = tmp_path / "run"
+    train(tiny_config(data_root, out, init_imagenet=str(tmp_path / "resnet18.safetensors"), epochs=1, max_steps=1))
+    record = json.loads((out / "config.json").read_text())["provenance"]["init_from"]
+    assert record["dropped"] == ["fc.bias", "fc.weight"]
+    assert record["loaded"] == len(torchvision_names) - 2
+    assert all(".attention." in k or k.startswith("head.") for k in record["kept_at_init"])
