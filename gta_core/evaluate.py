@@ -298,25 +298,26 @@ def _pct(value) -> str:
 def model_card_rows(folders: Sequence[str | Path]) -> list[dict]:
     """One row per checkpoint: what its config.json records, plus params and GFLOPs counted now."""
     from .checkpoint import read_config
-    from .flops import count_parameters, measure_cost
+    from .flops import count_parameters, measure_architecture_cost
 
     rows = []
     for folder in folders:
         folder = Path(folder)
         config = read_config(folder)
-        arch = dict(config.architecture)
-        frames, classes = arch.pop("num_frames"), arch.pop("num_classes")
-        cost = measure_cost(config.model_name, frames=frames, size=config.input_size, classes=classes, **arch)
+        cost = measure_architecture_cost(config.model_config(), config.input_size)
         size_mb = sum(f.stat().st_size for f in folder.iterdir() if f.is_file()) / 2**20
         m, prov, data = config.metrics, config.provenance, config.dataset
+        imported = bool(prov.get("imported"))
+        dataset = (f"{data.get('name')} (imported from {prov.get('source_format')})" if imported
+                   else f"{data.get('variant') or data.get('name')} (seed {data.get('seed')})")
         rows.append({
-            "checkpoint": folder.name, "model": config.model_name,
-            "dataset": f"{data.get('variant') or data.get('name')} (seed {data.get('seed')})",
-            "input": f"{frames}×{config.input_size}²", "params_m": cost.params / 1e6, "gflops": cost.gflops,
+            "checkpoint": folder.name, "model": config.model_name, "dataset": dataset,
+            "input": f"{config.num_frames}×{config.input_size}²", "params_m": cost.params / 1e6, "gflops": cost.gflops,
             "val_top1": m.get("val_top1"), "val_top5": m.get("val_top5"),
             "reversed_top1": m.get("val_reversed_top1"), "both_top1": m.get("val_both_directions_top1"),
             "epochs": prov.get("epochs_done"), "train_minutes": (prov.get("wall_seconds") or 0) / 60,
-            "device": prov.get("device"), "command": prov.get("command"), "commit": prov.get("git_commit"),
+            "device": "imported" if imported else prov.get("device"), "command": prov.get("command"),
+            "commit": prov.get("git_commit") or f"source sha256 {str(prov.get('source_sha256'))[:12]}",
             "size_mb": size_mb, "params_check": count_parameters(load_checkpoint(folder).model) == cost.params,
         })
     return rows
@@ -330,7 +331,7 @@ def model_card_markdown(rows: list[dict]) -> str:
         lines.append(
             f"| {r['checkpoint']} | {r['dataset']} | {r['input']} | {r['params_m']:.3f} | {r['gflops']:.3f} "
             f"| {_pct(r['val_top1'])} | {_pct(r['val_top5'])} | {_pct(r['reversed_top1'])} | {_pct(r['both_top1'])} "
-            f"| {r['epochs']} | {r['train_minutes']:.1f} | {r['device']} | {r['size_mb']:.1f} |")
+            f"| {r['epochs'] or '-'} | {r['train_minutes']:.1f} | {r['device']} | {r['size_mb']:.1f} |")
     lines.append("")
     lines.append("Commands (recorded in each checkpoint's `config.json`, `provenance.command`; code at `provenance.git_commit`):")
     lines.append("")

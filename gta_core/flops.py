@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .models import create_model
+from .models import VideoNet, VideoNetConfig, model_config
 
 
 @dataclass(frozen=True)
@@ -34,9 +34,14 @@ def count_parameters(model: torch.nn.Module) -> int:
 
 def measure_cost(name: str, frames: int = 8, size: int = 224, classes: int = 174, **overrides) -> ModelCost:
     """Params and multiply-adds of one clip of `frames`×`size`² for a registered model."""
+    return measure_architecture_cost(model_config(name, num_frames=frames, num_classes=classes, **overrides), size)
+
+
+def measure_architecture_cost(config: VideoNetConfig, size: int = 224) -> ModelCost:
+    """Params and multiply-adds of one clip of `config.num_frames`×`size`² (any architecture, e.g. imported)."""
     with torch.device("meta"):
-        model = create_model(name, num_frames=frames, num_classes=classes, **overrides).eval()
-        clip = torch.empty(1, 3, frames, size, size)
+        model = VideoNet(config).eval()
+        clip = torch.empty(1, 3, config.num_frames, size, size)
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
         model(clip)

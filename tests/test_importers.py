@@ -290,3 +290,16 @@ def test_existing_out_is_refused_without_force(tsm_nl, tmp_path):
     assert done.returncode == 0, done.stderr
     assert not (out / "keep.txt").exists()
     assert load_checkpoint(out).config.num_frames == 4
+
+
+def test_model_card_lists_imported_checkpoints(tsm_nl):
+    from gta_core.evaluate import model_card_markdown, model_card_rows
+
+    _, folder, _ = tsm_nl
+    (row,) = model_card_rows([folder])
+    assert row["dataset"] == "Kinetics-400 (imported from mmaction2)" and row["device"] == "imported"
+    assert row["params_check"] and row["input"] == "8×224²"
+    # ResNet-50 (23.5 M without fc) + 5 NL blocks (2 at 512, 3 at 1024 channels) + a 400-way fc.
+    nl = 2 * (4 * 512 * 256 + 3 * 256 + 2 * 512) + 3 * (4 * 1024 * 512 + 3 * 512 + 2 * 1024)
+    assert row["params_m"] * 1e6 == 23_508_032 + nl + 2048 * 400 + 400
+    assert "import mmaction2" in model_card_markdown([row])
