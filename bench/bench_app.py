@@ -10,8 +10,11 @@ browser's own drawing is not included.
 - warm: models loaded, a video not seen before (decode + inference + figures).
 - cached: a video seen before (no inference; figures only).
 - query: one query-point change on the Query point view (target <= 150 ms).
-Setups: the 3 demo checkpoints (NL, DNL, GTA: R2D-18/4, 8x112²), and
-r2d50_gta at 8x224² with random weights. GPU figures only when CUDA is present.
+Setups: the 3 demo checkpoints (NL, DNL, GTA: R2D-18/4, 8x112²),
+r2d50_gta at 8x224² with random weights, and an imported MMAction2
+TSM-R50-NL (8x224², 400 classes, built and saved by MMAction2 itself, so it
+needs the test environment: `make test` installs it) beside two demo models,
+with the memory its NL records take. GPU figures only when CUDA is present.
 Results also go to bench/results/bench_app.json.
 """
 from __future__ import annotations
@@ -98,10 +101,25 @@ def _model_times(at: AppTest) -> dict[str, float]:
     return {r.name: round(r.seconds, 4) for r in ctx.results}
 
 
+def make_imported_checkpoint(tmp: Path, out: Path) -> float:
+    """MMAction2 builds and saves a TSM-R50-NL; we import it. Returns its NL records' MB on one clip."""
+    from gta_core import capture, load_checkpoint
+    from gta_core.importers import import_checkpoint
+    from tests.peers import mmaction as peer
+
+    source = tmp / "tsm_r50_nl_1x1x8_kinetics400.pth"
+    peer.save_as_published(peer.tsm_r50(num_classes=400, frames=8, non_local=True), str(source), "num_segments=8")
+    import_checkpoint("mmaction2", source, out)
+    model = load_checkpoint(out).model
+    records = capture(model, torch.randn(1, 3, 8, 224, 224)).records
+    return sum(r.weights.numel() * r.weights.element_size() for r in records.values()) / 1e6
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3, help="unseen videos for the warm median")
     parser.add_argument("--skip-r2d50", action="store_true")
+    parser.add_argument("--skip-imported", action="store_true", help="skip the imported TSM-R50-NL setup")
     args = parser.parse_args()
 
     rows = []
@@ -122,6 +140,15 @@ def main() -> None:
             make_random_checkpoint(big / "random_r2d50_gta", "r2d50_gta", seed=0)
             for device in devices:
                 rows.append(bench_setup("r2d50_gta 8x224² (random weights)", big, videos, device, args.repeats))
+        if not args.skip_imported:
+            mixed = tmp / "imported"
+            nl_record_mb = make_imported_checkpoint(tmp, mixed / "mmaction2_tsm_r50_nl")
+            for folder in ("random_demo_nl", "random_demo_gta"):
+                model_name, seed, variant = DEMO_CHECKPOINTS[folder]
+                make_random_checkpoint(mixed / folder, model_name, seed, variant)
+            for device in devices:
+                row = bench_setup("MMAction2 TSM-R50-NL 8x224² + demo NL, GTA", mixed, videos, device, args.repeats)
+                rows.append({**row, "nl_record_mb": nl_record_mb})
 
     print(f"# GTA Lens app bench: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads")
@@ -133,6 +160,12 @@ def main() -> None:
     for r in rows:
         print(f"{r['setup']:44} {r['device']:6} {r['cold_s']:7.2f} {r['warm_s']:7.2f} {r['cached_s']:8.2f} "
               f"{r['query_update_s'] * 1000:9.0f} {r['query_update_max_s'] * 1000:7.0f}")
+    for r in rows:
+        if "nl_record_mb" in r:
+            base = next(d for d in rows if d["setup"].startswith("3 demo") and d["device"] == r["device"])
+            print(f"# imported ({r['device']}): NL records of one clip {r['nl_record_mb']:.1f} MB; "
+                  f"cold {r['cold_s'] / base['cold_s']:.1f}x, warm {r['warm_s'] / base['warm_s']:.1f}x, "
+                  f"query {r['query_update_s'] / base['query_update_s']:.1f}x the 3 demo checkpoints")
     demo_rows = [r for r in rows if r["setup"].startswith("3 demo")]
     for r in demo_rows:
         print(f"# targets ({r['device']}): warm {r['warm_s']:.2f} s <= {TARGET_WARM_S} s: "
