@@ -74,6 +74,37 @@ def test_nonlocal_weights_match_direct_softmax():
     torch.testing.assert_close(captured["w"][0], expected, rtol=1e-5, atol=1e-6)
 
 
+def test_nonlocal_variants_match_direct_computation():
+    """PySlowFast's pool-before-projection, MMAction2's unscaled softmax with floor pooling of odd grids."""
+    torch.manual_seed(3)
+    x = torch.randn(T, C, 5, 7)                                          # one clip, an odd 5×7 grid
+    pool_floor = lambda t: torch.nn.functional.max_pool2d(t, 2, 2)      # noqa: E731
+    pool_ceil = lambda t: torch.nn.functional.max_pool2d(t, 2, 2, ceil_mode=True)  # noqa: E731
+
+    def project(conv, inputs):
+        return torch.einsum("oc,nchw->nohw", conv.weight[:, :, 0, 0], inputs) + conv.bias[None, :, None, None]
+
+    def rows(t):                                                         # (T, C', h, w) -> (T·h·w, C')
+        return t.permute(0, 2, 3, 1).reshape(-1, t.shape[1])
+
+    cases = [
+        (dict(pool="before"), lambda blk: (project(blk.key, pool_ceil(x)), 1 / math.sqrt(C // 2)), (3, 4)),
+        (dict(pool_ceil=False, scale=False), lambda blk: (pool_floor(project(blk.key, x)), 1.0), (2, 3)),
+        (dict(pool="none"), lambda blk: (project(blk.key, x), 1 / math.sqrt(C // 2)), (5, 7)),
+    ]
+    for options, keys_of, key_grid in cases:
+        block = NonLocalBlock(C, T, **options).eval()
+        captured = {}
+        handle = block.attend.register_forward_hook(lambda m, a, out: captured.setdefault("w", out))
+        block(x)
+        handle.remove()
+        keys, scale = keys_of(block)
+        expected = torch.softmax(rows(project(block.query, x)) @ rows(keys).T * scale, dim=-1)
+        assert block.key_grid(5, 7) == key_grid == tuple(keys.shape[-2:]), options
+        torch.testing.assert_close(captured["w"][0], expected, rtol=1e-5, atol=1e-6)
+    assert NonLocalBlock(C, T, out_bias=False).out.bias is None
+
+
 def test_temporal_mix_by_hand():
     # T = 2, G = 2 groups of 1 channel, N = 1 sample.
     values = torch.tensor([[[1.0, 10.0], [2.0, 20.0]]])  # (N=1, T=2, C=2): V_g[t] = values[0, t, g]
