@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from gta_core import capture, load_checkpoint
+from gta_core.__main__ import main as cli_main
 from gta_core.importers import load_imagenet_backbone
 from gta_core.models import VideoNet, create_model
 from tests.peers import mmaction as peer
@@ -113,14 +114,21 @@ def test_imported_nl_records_in_capture(tsm_nl):
     assert row.sum().item() == pytest.approx(1.0, abs=1e-5)
 
 
-@pytest.mark.parametrize("size", [224, 160])
-def test_mmaction2_plain_tsm_r50_logits(tmp_path, size):
+@pytest.fixture(scope="module")
+def plain_tsm(tmp_path_factory):
+    """MMAction2's plain TSM-R50 (174 classes, 4 segments), published and imported with the CLI."""
+    folder = tmp_path_factory.mktemp("tsm")
     model = peer.tsm_r50(num_classes=174, frames=4, non_local=False)
-    source = tmp_path / "tsm_imagenet-pretrained-r50_8xb16-1x1x4-100e_sthv2-rgb.pth"
+    source = folder / "tsm_imagenet-pretrained-r50_8xb16-1x1x4-100e_sthv2-rgb.pth"
     peer.save_as_published(model, str(source), "model = dict(backbone=dict(num_segments=4))  # sthv2")
-    done = run_cli("import", "mmaction2", str(source), "--out", str(tmp_path / "ours"))
+    done = run_cli("import", "mmaction2", str(source), "--out", str(folder / "ours"))
     assert done.returncode == 0, done.stderr
-    checkpoint = load_checkpoint(tmp_path / "ours")
+    return model, load_checkpoint(folder / "ours")
+
+
+@pytest.mark.parametrize("size", [224, 160])
+def test_mmaction2_plain_tsm_r50_logits(plain_tsm, size):
+    model, checkpoint = plain_tsm
     arch = checkpoint.config.model_config()
     assert (arch.block, arch.tsm, arch.num_frames, arch.num_classes) == ("none", True, 4, 174)
     assert checkpoint.config.dataset["name"] == "Something-Something v2"
@@ -245,7 +253,7 @@ def _bad_sources(tmp_path: Path, good: Path) -> dict[str, Path]:
     return sources
 
 
-def test_bad_sources_fail_cleanly(tsm_nl, tmp_path):
+def test_bad_sources_fail_cleanly(tsm_nl, tmp_path, capsys):
     model, _, good = tsm_nl
     MARKER.unlink(missing_ok=True)
     sources = _bad_sources(tmp_path, good)
@@ -268,10 +276,11 @@ def test_bad_sources_fail_cleanly(tsm_nl, tmp_path):
     }
     for name, source in sources.items():
         out = tmp_path / f"out_{len(name)}"
-        done = run_cli("import", "mmaction2", str(source), "--out", str(out))
-        assert done.returncode == 2, (name, done.stderr)
-        lines = done.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in done.stderr, (name, lines)
+        code = cli_main(["import", "mmaction2", str(source), "--out", str(out)])   # in-process; the reader is a child
+        stderr = capsys.readouterr().err
+        assert code == 2, (name, stderr)
+        lines = stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in stderr, (name, lines)
         assert expected[name] in lines[0], (name, lines[0])
         assert not out.exists(), name
         assert not list(tmp_path.glob(".out_*")), "no staging folder is left behind"
