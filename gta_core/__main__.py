@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "gta_core.train",         # train
     "gta_core.evaluate",      # evaluate, predict
     "gta_core.export",        # export
+    "gta_core.matrices",      # matrices
 )
 
 
