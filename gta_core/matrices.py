@@ -54,6 +54,15 @@ def recorded_seed(config) -> int | None:
     return None if seed is None else int(seed)
 
 
+def reproducible_seed(config) -> int | None:
+    """The seed M̂₀ can be rebuilt from: a trained checkpoint's recorded seed; None for random
+    weights (nothing was learned) or a checkpoint without training provenance (e.g. imported)."""
+    provenance = config.provenance or {}
+    if provenance.get("random_weights") or "train_config" not in provenance:
+        return None
+    return recorded_seed(config)
+
+
 def initial_matrices(config, seed: int) -> dict[str, torch.Tensor]:
     """M̂₀: the matrices of a fresh model of this checkpoint config under `torch.manual_seed(seed)`.
 
