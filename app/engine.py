@@ -35,6 +35,7 @@ import torch
 
 from gta_core import Capture, CheckpointConfig, CheckpointError, capture, load_checkpoint
 from gta_core.checkpoint import read_config
+from gta_core.matrices import COMPARISON_FILE, initial_block_matrices, read_comparison, reproducible_seed
 from gta_core.video import ClipSpec, VideoError, VideoLimits, probe_video, read_clip
 from gta_core.views import probabilities, to_cpu_float32
 
@@ -100,6 +101,30 @@ def load_model(path: str, mtime_ns: int, device: str):
 @st.cache_resource(show_spinner=False)
 def model_lock() -> threading.Lock:
     return threading.Lock()
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _initial_matrices(architecture: str, seed: int, _config: CheckpointConfig) -> dict:
+    return initial_block_matrices(_config, seed)
+
+
+def initial_matrices(config: CheckpointConfig) -> dict | None:
+    """M̂₀ per block ({block: {"M̂_P": (G, N_h, T, T), ...}}) when the recorded seed rebuilds it, else None."""
+    seed = reproducible_seed(config)
+    if seed is None:
+        return None
+    return _initial_matrices(json.dumps(config.architecture, sort_keys=True), seed, config)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _comparison(path: str, mtime_ns: int) -> dict | None:
+    return read_comparison(Path(path).parent)
+
+
+def matrix_comparison(checkpoint: str) -> dict | None:
+    """The within/across-dataset numbers saved beside a checkpoint's folder (gta_core.matrices), if any."""
+    path = Path(checkpoint).parent / COMPARISON_FILE
+    return _comparison(str(path), path.stat().st_mtime_ns) if path.is_file() else None
 
 
 def is_random(config: CheckpointConfig) -> bool:
@@ -237,6 +262,7 @@ class ModelResult:
     device: str
     precision: str
     seconds: float                 # model time (both captures), excluding decoding
+    path: str = ""                 # checkpoint folder
 
 
 def _autocast(device: str, precision: str):
@@ -292,4 +318,5 @@ def run_model(
         device=device,
         precision=precision,
         seconds=seconds,
+        path=checkpoint,
     )

@@ -317,10 +317,17 @@ def _matrix_trace(matrix: np.ndarray, index: int, scale: str, zmin: float, zmax:
     }
 
 
-def matrix_figure(matrix: np.ndarray, title: str = "", signed: bool = False) -> go.Figure:
-    """One (T, T) matrix [output frame, input frame], row 0 on top, as in the paper's Fig. 5."""
+def matrix_figure(
+    matrix: np.ndarray, title: str = "", signed: bool = False, zrange: tuple[float, float] | None = None
+) -> go.Figure:
+    """One (T, T) matrix [output frame, input frame], row 0 on top, as in the paper's Fig. 5.
+
+    zrange: a fixed colour range (e.g. shared by two matrices drawn side by side).
+    """
     matrix = np.asarray(matrix, dtype=np.float32)
-    if signed:
+    if zrange is not None:
+        scale, (zmin, zmax) = SIGNED_SCALE if signed else MATRIX_SCALE, zrange
+    elif signed:
         bound = float(np.abs(matrix).max()) or 1.0
         scale, zmin, zmax = SIGNED_SCALE, -bound, bound
     else:

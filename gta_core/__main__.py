@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "gta_core.evaluate",      # evaluate, predict
     "gta_core.export",        # export
     "gta_core.importers",     # import
+    "gta_core.matrices",      # matrices
 )
 
 

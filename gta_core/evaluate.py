@@ -312,6 +312,7 @@ def model_card_rows(folders: Sequence[str | Path]) -> list[dict]:
                    else f"{data.get('variant') or data.get('name')} (seed {data.get('seed')})")
         rows.append({
             "checkpoint": folder.name, "model": config.model_name, "dataset": dataset,
+            "train_seed": prov.get("seed", (prov.get("train_config") or {}).get("seed")),
             "input": f"{config.num_frames}×{config.input_size}²", "params_m": cost.params / 1e6, "gflops": cost.gflops,
             "val_top1": m.get("val_top1"), "val_top5": m.get("val_top5"),
             "reversed_top1": m.get("val_reversed_top1"), "both_top1": m.get("val_both_directions_top1"),
@@ -324,12 +325,12 @@ def model_card_rows(folders: Sequence[str | Path]) -> list[dict]:
 
 
 def model_card_markdown(rows: list[dict]) -> str:
-    head = ("| checkpoint | dataset | input | params (M) | GFLOPs | val top-1 % | val top-5 % | reversed top-1 % "
+    head = ("| checkpoint | dataset | train seed | input | params (M) | GFLOPs | val top-1 % | val top-5 % | reversed top-1 % "
             "| both directions % | epochs | training (min) | device | size (MB) |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         lines.append(
-            f"| {r['checkpoint']} | {r['dataset']} | {r['input']} | {r['params_m']:.3f} | {r['gflops']:.3f} "
+            f"| {r['checkpoint']} | {r['dataset']} | {r['train_seed'] if r['train_seed'] is not None else '-'} | {r['input']} | {r['params_m']:.3f} | {r['gflops']:.3f} "
             f"| {_pct(r['val_top1'])} | {_pct(r['val_top5'])} | {_pct(r['reversed_top1'])} | {_pct(r['both_top1'])} "
             f"| {r['epochs'] or '-'} | {r['train_minutes']:.1f} | {r['device']} | {r['size_mb']:.1f} |")
     lines.append("")

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from .capture import Capture, DecoupledRecord, GTARecord, NonLocalRecord, SpatialMaps, TemporalMaps
+from .matrices import invariant_summary
 
 
 def grid_cell(fy: float, fx: float, grid: tuple[int, int]) -> tuple[int, int]:
@@ -147,6 +148,19 @@ def gta_head_matrices(record) -> dict[str, np.ndarray]:
         for label, matrix in (("M̂_P", record.pixel_matrix), ("M̂_R", record.region_matrix))
         if matrix is not None
     }
+
+
+def comparison_matrices(record, batch: int = 0) -> dict[str, np.ndarray]:
+    """The (T, T) matrices to compare across checkpoints, by label.
+
+    GTA: `invariant_summary` of each M̂ (blind to permuting groups/heads and to the
+    scales W_V, W^O and the BatchNorm absorb, so two checkpoints are compared as
+    functions, not as parameterisations). TA / TAPE: the weights averaged over pixels.
+    """
+    heads = gta_head_matrices(record)
+    if heads:
+        return {f"{label} invariant summary": invariant_summary(matrix) for label, matrix in heads.items()}
+    return temporal_matrices(record, batch)
 
 
 @dataclass

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.app.fixtures import make_random_checkpoint, write_video
+from tests.app.fixtures import make_random_checkpoint, make_trained_checkpoint, write_video
 
 ROOT = Path(__file__).resolve().parents[2]
 LABEL = "Moving something from left to right"   # one of the temporal class names
@@ -22,6 +22,11 @@ def checkpoint_root(tmp_path_factory) -> Path:
     make_random_checkpoint(root / "b_dnl", "demo_r2d18_dnl", seed=2)
     make_random_checkpoint(root / "c_gta", "demo_r2d18_gta", seed=3)
     make_random_checkpoint(root / "d_gta_appearance", "demo_r2d18_gta", seed=4, variant="appearance")
+    make_trained_checkpoint(root / "e_gta_trained", "demo_r2d18_gta", seed=5)
+    make_trained_checkpoint(root / "f_gta_trained_appearance", "demo_r2d18_gta", seed=6, variant="appearance")
+    # Seed-vs-seed numbers as `python -m gta_core matrices within-across --write` saves them.
+    (root / "matrix_comparison.json").write_text(json.dumps(
+        {"within": {"temporal": 0.8, "appearance": 0.7}, "across": 0.3, "groups": {}, "summary": "fixture"}))
     return root
 
 

@@ -50,6 +50,29 @@ def make_random_checkpoint(
     return save_checkpoint(folder, model, config)
 
 
+# What a "trained" fixture checkpoint adds to its initial M̂₀: a known learned change.
+LEARNED_CHANGE = 0.25
+
+
+def make_trained_checkpoint(folder: Path, model_name: str, seed: int, variant: str = "temporal") -> Path:
+    """A checkpoint whose provenance reads like the trainer's (seed, train_config) and whose
+    every M̂ is its seed's M̂₀ + LEARNED_CHANGE, so the learned change M̂ − M̂₀ is known."""
+    names = TEMPORAL_NAMES if variant == "temporal" else APPEARANCE_NAMES
+    torch.manual_seed(seed)
+    model = create_model(model_name, num_classes=len(names))
+    activate_blocks(model, seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith(("pixel_matrix", "region_matrix")):
+                p.add_(LEARNED_CHANGE)
+    config = CheckpointConfig(
+        architecture=model.config.to_dict(), class_names=names, model_name=model_name,
+        input_size=112, resize_shorter=128, dataset={"name": f"fixture ({variant})", "variant": variant},
+        provenance={"seed": seed, "train_config": {"model": model_name, "seed": seed}}, metrics={},
+    )
+    return save_checkpoint(folder, model, config)
+
+
 def write_video(path: Path, frames: int = 16, size: tuple[int, int] = (128, 160), seed: int = 0) -> Path:
     """A small mp4 (mp4v) of a coloured square moving left to right over a textured background."""
     height, width = size

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from app import engine
 from tests.app.conftest import LABEL, array, assert_clean, choose, figures, traces
+from tests.app.fixtures import LEARNED_CHANGE
 
 T = 8                   # frames of the demo models
 KEY_GRID = (7, 7)       # res3.1 of the demo models at 112²: 14×14 queries, keys pooled 2×2
@@ -75,16 +77,42 @@ def test_temporal_matrices_and_comparison(app):
     assert array(traces(figs["matrix_1_0"], "heatmap")[0]["z"]).shape == (T, T)     # mean |M̂_P|
     grid = traces(figs["heads_1_0"], "heatmap")
     assert len(grid) == 4 * 4 and all(array(h["z"]).shape == (T, T) for h in grid)  # G × N_h for demo GTA
-    # Two GTA checkpoints side by side, and their difference.
-    at.selectbox(key="compare_a").set_value("c_gta · res3.1 · mean |M̂_P|")
-    at.selectbox(key="compare_b").set_value("d_gta_appearance · res3.1 · mean |M̂_P|").run()
+    assert not any(k.startswith("change_") for k in figs)        # random weights: no seed, no M̂₀
+    assert any("No learned change" in c.value for c in at.caption)
+    # Two GTA checkpoints side by side through the invariant summary, on one colour scale, and A − B.
+    at.selectbox(key="compare_a").set_value("c_gta · res3.1 · M̂_P invariant summary")
+    at.selectbox(key="compare_b").set_value("d_gta_appearance · res3.1 · M̂_P invariant summary").run()
     figs = figures(at)
-    a = array(traces(figs["compare_fig_a"], "heatmap")[0]["z"])
-    b = array(traces(figs["compare_fig_b"], "heatmap")[0]["z"])
+    fig_a, fig_b = (traces(figs[k], "heatmap")[0] for k in ("compare_fig_a", "compare_fig_b"))
+    a, b = array(fig_a["z"]), array(fig_b["z"])
     diff = array(traces(figs["compare_fig_diff"], "heatmap")[0]["z"])
     assert a.shape == b.shape == diff.shape == (T, T)
     np.testing.assert_allclose(diff, a - b, atol=1e-6)
     assert np.all(a >= 0) and not np.allclose(a, b)
+    assert a.mean() == pytest.approx(1.0, rel=1e-5)                       # the summary is mean-normalised
+    assert (fig_a["zmin"], fig_a["zmax"]) == (fig_b["zmin"], fig_b["zmax"]) == pytest.approx(
+        (min(a.min(), b.min()), max(a.max(), b.max())), rel=1e-5)
+    assert any("invariant summary" in c.value and "permuted" in c.value for c in at.caption)
+    # The fixture's seed-vs-seed numbers (within 0.8 and 0.7 > across 0.3) make temporal vs appearance meaningful.
+    assert any("A per-dataset difference" in s.value for s in at.success)
+
+
+def test_temporal_learned_change_and_verdict(app):
+    at = choose(app.run(), ["e_gta_trained", "f_gta_trained_appearance"])
+    at.switch_page("views/temporal.py").run()
+    assert_clean(at)
+    figs = figures(at)
+    for index in range(2):
+        for m in range(2):                                         # M̂_P and M̂_R
+            change = traces(figs[f"change_{index}_{m}"], "heatmap")
+            assert len(change) == 16
+            np.testing.assert_allclose(array(change[0]["z"]), LEARNED_CHANGE, atol=1e-6)
+    assert any("rebuilt from seed 5" in c.value for c in at.caption)
+    assert any("rebuilt from seed 6" in c.value for c in at.caption)
+    # Same dataset for A and B: no verdict either way.
+    at.selectbox(key="compare_b").set_value("e_gta_trained · res4.1 · M̂_P invariant summary").run()
+    assert not at.success and not at.warning
+    assert any("Not shown to be a dataset effect" in c.value for c in at.caption)
 
 
 def test_regions_strongest_first_and_selector(app):

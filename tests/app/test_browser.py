@@ -42,7 +42,7 @@ CHECKPOINTS = [
 VIEWS = [  # (navigation label, screenshot name, figures expected with CHECKPOINTS)
     ("Predictions", "predictions", 8),        # frame strip + top-k per model
     ("Query point", "query", 8),              # picker + NL 1 + DNL 2 + GTA 2 + GTA 2
-    ("Temporal attention", "temporal", 12),   # DNL 1 + GTA 4 + GTA 4 + the A / B / A − B comparison
+    ("Temporal attention", "temporal", 16),   # DNL 1 + GTA 6 + GTA 6 (M̂ and M̂ − M̂₀) + A / B / A − B
     ("Regions", "regions", 4),                # 2 per GTA
     ("Swapped attention", "swapped", 2),      # DNL only
 ]
