@@ -22,6 +22,8 @@ import cv2
 import numpy as np
 import plotly.graph_objects as go
 
+from gta_core.views import KeyExtents
+
 COLORMAP = cv2.COLORMAP_JET       # the paper's figures use a jet-like map
 OVERLAY_ALPHA = 0.5               # weight of the colour map over the frame
 QUERY_COLOUR = "#ff2b2b"          # the paper marks the query with a red cross
@@ -38,22 +40,40 @@ def overlay(
     attention: np.ndarray,
     vrange: tuple[float, float] | None = None,
     alpha: float = OVERLAY_ALPHA,
+    extents: KeyExtents | None = None,
 ) -> np.ndarray:
     """(S, S, 3) uint8 RGB frame + (h, w) attention -> (S, S, 3) uint8 RGB overlay.
 
     The map is scaled min-max to [0, 255] over `vrange` (default: its own
     min and max, so a nearly flat map still shows where it peaks; the hover
-    gives the raw values), resized to the frame with bilinear interpolation,
-    coloured with `COLORMAP` and blended.
+    gives the raw values), coloured with `COLORMAP` and blended. With
+    `extents` (pooled key cells, `gta_core.views.key_extents`) each cell is
+    painted over exactly the pixels it pools, and pixels no key covers stay
+    uncoloured; without, the map covers the frame evenly (bilinear).
     """
     height, width = frame.shape[:2]
     attention = np.asarray(attention, dtype=np.float32)
     low, high = (float(attention.min()), float(attention.max())) if vrange is None else vrange
     span = high - low
     scaled = np.clip((attention - low) / span, 0.0, 1.0) if span > 0 else np.zeros_like(attention)
-    heat = cv2.resize((scaled * 255).astype(np.uint8), (width, height), interpolation=cv2.INTER_LINEAR)
+    if extents is None:
+        heat = cv2.resize((scaled * 255).astype(np.uint8), (width, height), interpolation=cv2.INTER_LINEAR)
+        covered = np.ones((height, width), dtype=bool)
+    else:
+        heat, covered = np.zeros((height, width), np.uint8), np.zeros((height, width), dtype=bool)
+        rows, cols = (_pixel_edges(axis, size) for axis, size in zip(extents, (height, width)))
+        for i, (y0, y1) in enumerate(rows):
+            for j, (x0, x1) in enumerate(cols):
+                heat[y0:y1, x0:x1] = int(round(scaled[i, j] * 255))
+                covered[y0:y1, x0:x1] = True
     coloured = cv2.cvtColor(cv2.applyColorMap(heat, COLORMAP), cv2.COLOR_BGR2RGB)
-    return cv2.addWeighted(np.ascontiguousarray(frame), 1.0 - alpha, coloured, alpha, 0.0)
+    blended = cv2.addWeighted(np.ascontiguousarray(frame), 1.0 - alpha, coloured, alpha, 0.0)
+    return np.where(covered[..., None], blended, frame).astype(np.uint8)
+
+
+def _pixel_edges(axis: tuple[tuple[float, float], ...], size: int) -> list[tuple[int, int]]:
+    """Fractional [start, stop) extents -> pixel ranges of an axis of `size` pixels."""
+    return [(int(round(a * size)), int(round(b * size))) for a, b in axis]
 
 
 def png_uri(rgb: np.ndarray) -> str:
@@ -113,14 +133,22 @@ def _image_trace(rgb: np.ndarray, index: int, name: str = "") -> dict:
     return {"type": "image", "source": png_uri(rgb), "xaxis": x_ref, "yaxis": y_ref, "hoverinfo": "skip", "name": name}
 
 
-def _hover_trace(values: np.ndarray, size: tuple[int, int], index: int, label: str) -> dict:
-    """An invisible heatmap over an S×S image: hover shows the (h, w) values under the mouse."""
+def _hover_trace(
+    values: np.ndarray, size: tuple[int, int], index: int, label: str, extents: KeyExtents | None = None
+) -> dict:
+    """An invisible heatmap over an S×S image: hover shows the (h, w) values under the mouse.
+
+    Cells sit where `extents` puts them (pooled key cells), else evenly.
+    """
     x_ref, y_ref = _axis_names(index)
     rows, cols = values.shape
-    dy, dx = size[0] / rows, size[1] / cols
+    if extents is None:
+        extents = tuple(tuple((k / n, (k + 1) / n) for k in range(n)) for n in (rows, cols))
+    # Cell edges in pixel coordinates (image pixel k spans [k - 0.5, k + 0.5)).
+    y_edges, x_edges = ([a * n - 0.5 for a, _ in axis] + [axis[-1][1] * n - 0.5] for axis, n in zip(extents, size))
     return {
-        "type": "heatmap", "z": np.asarray(values, dtype=np.float32), "x0": dx / 2 - 0.5, "dx": dx,
-        "y0": dy / 2 - 0.5, "dy": dy, "opacity": 0.0, "showscale": False, "xaxis": x_ref, "yaxis": y_ref,
+        "type": "heatmap", "z": np.asarray(values, dtype=np.float32), "x": x_edges, "y": y_edges,
+        "opacity": 0.0, "showscale": False, "xaxis": x_ref, "yaxis": y_ref,
         "hovertemplate": f"{label}<br>key cell (%{{customdata}})<br>weight %{{z:.4f}}<extra></extra>",
         "customdata": [[f"{r}, {c}" for c in range(cols)] for r in range(rows)],
         "name": label,
@@ -212,7 +240,8 @@ def picker_figure(frame: np.ndarray, fy: float, fx: float, steps: int = 28) -> g
 
 
 def spacetime_figure(
-    frames: np.ndarray, row: np.ndarray, t: int, fy: float, fx: float, per_row: int = 8
+    frames: np.ndarray, row: np.ndarray, t: int, fy: float, fx: float, per_row: int = 8,
+    extents: KeyExtents | None = None,
 ) -> go.Figure:
     """NL (Fig. 1): the query's attention over all T frames, one colour scale for all frames.
 
@@ -225,20 +254,22 @@ def spacetime_figure(
     vrange = (float(row.min()), float(row.max()))
     data = []
     for k in range(count):
-        data.append(_image_trace(overlay(frames[k], row[k], vrange), k, f"frame {k}"))
-        data.append(_hover_trace(row[k], size, k, f"frame {k}"))
+        data.append(_image_trace(overlay(frames[k], row[k], vrange, extents=extents), k, f"frame {k}"))
+        data.append(_hover_trace(row[k], size, k, f"frame {k}", extents))
     data.append(_query_marker(fy, fx, size, t))
     titles = [f"t={k}: {row[k].sum():.0%}" + (" (query)" if k == t else "") for k in range(count)]
     layout = _grid_layout(rows, cols, titles, v_gap=0.08 / rows, title_room=0.1 / rows)
     return _figure(data, layout, _strip_height(cols, rows))
 
 
-def spatial_figure(frame: np.ndarray, spatial: np.ndarray, fy: float, fx: float, title: str = "") -> go.Figure:
+def spatial_figure(
+    frame: np.ndarray, spatial: np.ndarray, fy: float, fx: float, title: str = "", extents: KeyExtents | None = None
+) -> go.Figure:
     """SA (Fig. 1, 3): the query pixel's attention inside its own frame, (h, w) over (S, S, 3)."""
     size = frame.shape[:2]
     data = [
-        _image_trace(overlay(frame, spatial), 0, "spatial"),
-        _hover_trace(spatial, size, 0, "spatial attention"),
+        _image_trace(overlay(frame, spatial, extents=extents), 0, "spatial"),
+        _hover_trace(spatial, size, 0, "spatial attention", extents),
         _query_marker(fy, fx, size, 0),
     ]
     return _figure(data, _grid_layout(1, 1, [title], title_room=0.08 if title else 0.0), 280)
@@ -276,6 +307,7 @@ def swapped_figure(
     t: int,
     fy: float,
     fx: float,
+    extents: KeyExtents | None = None,
 ) -> go.Figure:
     """Fig. 7: rows = DNL, swapped DNL; columns = spatial map in frame t, temporal weights of frame t.
 
@@ -290,8 +322,8 @@ def swapped_figure(
     top = max(float(original[1].max()), float(swapped[1].max()), 1e-6)
     for row, (spatial, temporal) in enumerate((original, swapped)):
         image_index, bar_index = 2 * row, 2 * row + 1
-        data.append(_image_trace(overlay(frame, spatial), image_index))
-        data.append(_hover_trace(spatial, size, image_index, "spatial attention"))
+        data.append(_image_trace(overlay(frame, spatial, extents=extents), image_index))
+        data.append(_hover_trace(spatial, size, image_index, "spatial attention", extents))
         data.append(_query_marker(fy, fx, size, image_index))
         x_ref, y_ref = _axis_names(bar_index)
         colours = [QUERY_COLOUR if k == t else "#1f77b4" for k in range(len(temporal))]

@@ -23,7 +23,7 @@ from einops import rearrange
 from torch import nn
 
 from .layers import DecoupledAttention, GlobalTemporalAttention, GTABlock, NonLocalBlock
-from .layers.common import pooled_grid
+from .layers.common import pooled_grid, pooled_spans
 from .models import VideoNet
 
 
@@ -34,6 +34,8 @@ class SpatialMaps:
     weights: torch.Tensor          # (B, T, H·W, h·w)
     grid: tuple[int, int]          # (H, W) query grid
     key_grid: tuple[int, int]      # (h, w) key grid
+    # Per axis (rows, columns): the [start, stop) query-grid cells each key cell pools.
+    key_spans: tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]] = ((), ())
 
     def map_at(self, t: int, y: int, x: int, batch: int = 0) -> torch.Tensor:
         """(h, w) attention of query pixel (y, x) of frame t over that frame."""
@@ -63,6 +65,7 @@ class NonLocalRecord:
     num_frames: int
     grid: tuple[int, int]
     key_grid: tuple[int, int]
+    key_spans: tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]] = ((), ())  # as in SpatialMaps
     kind: str = "nl"
 
     def row(self, t: int, y: int, x: int, batch: int = 0) -> torch.Tensor:
@@ -188,7 +191,8 @@ class _Recorder:
     def spatial_maps(self, part, batch: int, frames: int) -> SpatialMaps:
         height, width = self.input_shapes[part][-2:]
         weights = rearrange(self.outputs[part.attend], "(b t) q k -> b t q k", b=batch, t=frames)
-        return SpatialMaps(weights, (height, width), pooled_grid(part.pool, height, width))
+        spans = (pooled_spans(part.pool, height), pooled_spans(part.pool, width))
+        return SpatialMaps(weights, (height, width), pooled_grid(part.pool, height, width), spans)
 
     def temporal_maps(self, part, batch: int) -> TemporalMaps:
         height, width = self.input_shapes[part][-2:]
@@ -198,7 +202,10 @@ class _Recorder:
     def record(self, name: str, block: nn.Module, batch: int, frames: int, swapped: bool) -> AttentionRecord:
         if isinstance(block, NonLocalBlock):
             height, width = self.input_shapes[block][-2:]
-            return NonLocalRecord(name, self.outputs[block.attend], frames, (height, width), block.key_grid(height, width))
+            spans = (pooled_spans(block.pool, height), pooled_spans(block.pool, width))
+            return NonLocalRecord(
+                name, self.outputs[block.attend], frames, (height, width), block.key_grid(height, width), spans
+            )
         if isinstance(block, DecoupledAttention):
             return DecoupledRecord(
                 name,

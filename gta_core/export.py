@@ -568,10 +568,10 @@ def figure_entries(runs: list[ModelRun], order_probes: dict, top_k: int = 5) -> 
             prefix = f"{block}_{m}"
             if view.spacetime is not None:
                 add("query", f"{prefix}_spacetime", m, f"{block}: space-time row of frame {t}",
-                    F.spacetime_figure(run.frames, view.spacetime, t, fy, fx, per_row=4))
+                    F.spacetime_figure(run.frames, view.spacetime, t, fy, fx, 4, view.key_extents))
             if view.spatial is not None:
                 add("query", f"{prefix}_spatial", m, f"{block}: spatial, frame {t}",
-                    F.spatial_figure(run.frames[t], view.spatial, fy, fx, f"spatial, frame {t}"))
+                    F.spatial_figure(run.frames[t], view.spatial, fy, fx, f"spatial, frame {t}", view.key_extents))
             if view.temporal is not None:
                 add("query", f"{prefix}_temporal", m, f"{block}: temporal weights of frame {t}",
                     F.temporal_weights_figure({view.kind: view.temporal}, t, f"temporal weights of frame {t}"))
@@ -590,7 +590,8 @@ def figure_entries(runs: list[ModelRun], order_probes: dict, top_k: int = 5) -> 
             if run.swapped is not None and view.spatial is not None and view.temporal is not None:
                 other = query_view(run.swapped.records[block], t, fy, fx)
                 add("swapped", prefix, m, f"{block}: DNL vs swapped DNL",
-                    F.swapped_figure(run.frames[t], (view.spatial, view.temporal), (other.spatial, other.temporal), t, fy, fx))
+                    F.swapped_figure(run.frames[t], (view.spatial, view.temporal), (other.spatial, other.temporal),
+                                     t, fy, fx, view.key_extents))
         target_name = names[run.ig.target]
         add("attributions", f"ig_{m}", m, f"Integrated Gradients for “{target_name}” ({run.ig.steps} steps, "
             f"Δ completeness {run.ig.delta:+.2e})", IF.attribution_strip_figure(run.frames, run.ig, per_row=4))
@@ -628,7 +629,7 @@ def overlay_frames(runs: list[ModelRun]) -> np.ndarray:
                 view = query_view(records[0], t, 0.5, 0.5)
                 attention = view.spacetime[t] if view.spacetime is not None else view.spatial
                 if attention is not None:
-                    top = overlay(frame, attention)
+                    top = overlay(frame, attention, extents=view.key_extents)
             cam = overlay(frame, run.cam.positive_maps[t], (0.0, float(run.cam.positive_maps.max()) or 1.0))
             column = np.concatenate([_label(top, f"{run.name} {records[0].name if records else ''}"),
                                      _label(cam, "Grad-CAM")], axis=0)

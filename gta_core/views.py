@@ -32,6 +32,22 @@ def grid_cell(fy: float, fx: float, grid: tuple[int, int]) -> tuple[int, int]:
     return y, x
 
 
+# Per axis (rows, columns): each key cell's [start, stop) as fractions of the input crop.
+KeyExtents = tuple[tuple[tuple[float, float], ...], tuple[tuple[float, float], ...]]
+
+
+def key_extents(key_spans, grid: tuple[int, int]) -> KeyExtents | None:
+    """Where each pooled key cell lies in the crop, from the pooling's own spans.
+
+    A key cell pooling feature rows [a, b) of an H-row grid covers crop rows
+    [a/H, b/H): on a 7×7 grid with ceil pooling the 4 key rows of a 112 crop
+    are [0, 32), [32, 64), [64, 96), [96, 112) pixels, not 28 each.
+    """
+    if not key_spans or not key_spans[0]:
+        return None
+    return tuple(tuple((a / size, b / size) for a, b in spans) for spans, size in zip(key_spans, grid))
+
+
 def _cpu32(value):
     if isinstance(value, torch.Tensor):
         return value.detach().to("cpu", torch.float32)
@@ -82,6 +98,7 @@ class QueryView:
     cell: tuple[int, int]                  # query (y, x) on the block's feature grid
     grid: tuple[int, int]                  # (H, W) feature grid
     key_grid: tuple[int, int] | None       # (h, w) grid the spatial keys live on
+    key_extents: KeyExtents | None         # where each key cell lies in the crop (fractions)
     spacetime: np.ndarray | None = None    # NL: (T, h, w) row over all frames
     spatial: np.ndarray | None = None      # SA part: (h, w) map inside the query frame
     temporal: np.ndarray | None = None     # TA part: (T,) weights of the query frame over frames
@@ -95,7 +112,10 @@ def query_view(record, t: int, fy: float, fx: float, batch: int = 0) -> QueryVie
     if isinstance(record, NonLocalRecord):
         y, x = grid_cell(fy, fx, record.grid)
         row = record.row(t, y, x, batch).numpy()
-        return QueryView(record.name, kind, (y, x), record.grid, record.key_grid, spacetime=row)
+        return QueryView(
+            record.name, kind, (y, x), record.grid, record.key_grid, key_extents(record.key_spans, record.grid),
+            spacetime=row,
+        )
     spatial_maps = record.spatial
     if isinstance(record, GTARecord):
         y, x = grid_cell(fy, fx, spatial_maps.grid)
@@ -105,6 +125,7 @@ def query_view(record, t: int, fy: float, fx: float, batch: int = 0) -> QueryVie
                 rows[label] = GTARecord.mean_abs(matrix)[t].numpy()
         return QueryView(
             record.name, kind, (y, x), spatial_maps.grid, spatial_maps.key_grid,
+            key_extents(spatial_maps.key_spans, spatial_maps.grid),
             spatial=spatial_maps.map_at(t, y, x, batch).numpy(), global_rows=rows,
         )
     # DecoupledRecord: SA and/or TA. TA's grid is the block's input grid, the same as SA's.
@@ -116,6 +137,7 @@ def query_view(record, t: int, fy: float, fx: float, batch: int = 0) -> QueryVie
     y, x = grid_cell(fy, fx, grid)
     return QueryView(
         record.name, kind, (y, x), grid, spatial_maps.key_grid if spatial_maps is not None else None,
+        key_extents(spatial_maps.key_spans, grid) if spatial_maps is not None else None,
         spatial=spatial_maps.map_at(t, y, x, batch).numpy() if spatial_maps is not None else None,
         temporal=record.temporal.weights_at(t, y, x, batch).numpy() if record.temporal is not None else None,
     )

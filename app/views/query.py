@@ -34,11 +34,14 @@ for index, result, record in ui.block_columns(ctx):
     )
     if view.spacetime is not None:
         ui.chart(
-            spacetime_figure(result.frames, view.spacetime, query.t, query.fy, query.fx, per_row=4), key=f"nl_{index}"
+            spacetime_figure(result.frames, view.spacetime, query.t, query.fy, query.fx, 4, view.key_extents),
+            key=f"nl_{index}",
         )
     if view.spatial is not None:
         ui.chart(
-            spatial_figure(result.frames[query.t], view.spatial, query.fy, query.fx, f"spatial, frame {query.t}"),
+            spatial_figure(
+                result.frames[query.t], view.spatial, query.fy, query.fx, f"spatial, frame {query.t}", view.key_extents
+            ),
             key=f"spatial_{index}",
         )
     if view.temporal is not None:

@@ -16,7 +16,7 @@ for index, result, record in ui.block_columns(ctx):
     if record.kind == "nl":
         view = query_view(record, query.t, query.fy, query.fx)
         ui.chart(
-            spacetime_figure(result.frames, view.spacetime, query.t, query.fy, query.fx, per_row=4),
+            spacetime_figure(result.frames, view.spacetime, query.t, query.fy, query.fx, 4, view.key_extents),
             key=f"swap_nl_{index}",
         )
         continue
@@ -31,7 +31,7 @@ for index, result, record in ui.block_columns(ctx):
     ui.chart(
         swapped_figure(
             result.frames[query.t], (original.spatial, original.temporal), (swapped.spatial, swapped.temporal),
-            query.t, query.fy, query.fx,
+            query.t, query.fy, query.fx, original.key_extents,
         ),
         key=f"swapped_{index}",
     )

@@ -52,3 +52,15 @@ def pooled_grid(pool: nn.Module, height: int, width: int) -> tuple[int, int]:
         return height, width
     round_ = math.ceil if pool.ceil_mode else math.floor
     return round_(height / 2), round_(width / 2)
+
+
+def pooled_spans(pool: nn.Module, size: int) -> tuple[tuple[int, int], ...]:
+    """Along one axis of `size` feature cells: the [start, stop) cells each key cell pools.
+
+    With ceil mode the last key of an odd axis pools one cell (7 -> [0,2) [2,4)
+    [4,6) [6,7)); with floor mode the odd last cell is in no key (7 -> 3 keys).
+    """
+    if not isinstance(pool, nn.MaxPool2d):
+        return tuple((i, i + 1) for i in range(size))
+    count = pooled_grid(pool, size, size)[0]
+    return tuple((2 * i, min(2 * i + 2, size)) for i in range(count))

@@ -21,6 +21,36 @@ def test_overlay_colours_the_peak():
     assert peak[0] > peak[2] and cold[2] > cold[0]                       # jet: red at the peak, blue elsewhere
 
 
+def test_pooled_key_cells_are_drawn_where_they_pool():
+    """res4 of the demo models at 112²: a 7×7 grid, 2×2 ceil pooling -> 4×4 keys over pixels [0,32) [32,64)
+    [64,96) [96,112), not every 28 px; MMAction2's floor pooling -> 3×3 keys over [0,96), the rest uncovered."""
+    torch.manual_seed(0)
+    clip = tiny_clip(batch=1, frames=8, size=112)
+    for name, overrides, edges in (
+        ("demo_r2d18_nl", {}, [0, 32, 64, 96, 112]),
+        ("demo_r2d18_nl", {"nl_pool_ceil": False}, [0, 32, 64, 96]),
+        ("demo_r2d18_gta", {}, [0, 32, 64, 96, 112]),
+    ):
+        model = activate_blocks(create_model(name, num_classes=5, **overrides).eval())
+        record = capture(model, clip).records["res4.1"]
+        view = query_view(record, 2, 0.5, 0.5)
+        assert [round(a * 112) for a, _ in view.key_extents[1]] + [round(view.key_extents[1][-1][1] * 112)] == edges
+        frame = np.full((112, 112, 3), 128, np.uint8)
+        keys = np.zeros(view.key_grid, np.float32)
+        keys[:, -1] = 1.0                                                 # the last key column is hot
+        out = figures.overlay(frame, keys, extents=view.key_extents)
+        last = edges[-2]
+        assert out[50, last + 2][0] > out[50, last + 2][2]               # red right of the last edge
+        assert out[50, last - 2][2] > out[50, last - 2][0]               # blue just left of it
+        if edges[-1] < 112:
+            assert (out[:, edges[-1]:] == 128).all()                      # no key pools these pixels: uncoloured
+        maps = view.spacetime[2] if view.spacetime is not None else view.spatial
+        fig = (figures.spacetime_figure(np.repeat(frame[None], 8, 0), view.spacetime, 2, 0.5, 0.5, 4, view.key_extents)
+               if view.spacetime is not None else figures.spatial_figure(frame, maps, 0.5, 0.5, "", view.key_extents))
+        hover = traces(fig.to_plotly_json(), "heatmap")[0]
+        assert [e + 0.5 for e in hover["x"]] == edges and [e + 0.5 for e in hover["y"]] == edges
+
+
 def test_grid_cell_maps_crop_pixels_to_the_feature_grid():
     # y = Y·H / input_size: pixel row 56 of a 112 crop is row 7 of a 14-row grid, row 3 of a 7-row grid.
     assert grid_cell(56 / 112, 0.0, (14, 14)) == (7, 0)
