@@ -95,7 +95,9 @@ class GTARecord:
     pixel_matrix: torch.Tensor | None
     region_matrix: torch.Tensor | None
     regions: torch.Tensor | None          # (B, T, K, H, W): G_R per frame, each map sums to 1
-    region_strength: torch.Tensor | None  # (B, K): mean norm of each region's GTA output
+    # (B, K): each region's contribution to the block's output, after W_R^O and the closing
+    # BatchNorm's scale, averaged over frames (see `_region_contribution`).
+    region_strength: torch.Tensor | None
     kind: str = "gta"
 
     def regions_by_strength(self, batch: int = 0) -> list[int]:
@@ -222,7 +224,7 @@ class _Recorder:
                 self.outputs[gta.regions], "(b t) k (h w) -> b t k h w", b=batch, t=frames, h=height, w=width
             )
             mixed = rearrange(self.outputs[gta.mixed_regions], "(b k) t c -> b k t c", b=batch)
-            strength = mixed.norm(dim=-1).mean(dim=-1)
+            strength = _region_contribution(gta, regions, mixed)
         return GTARecord(
             name,
             spatial=self.spatial_maps(block.spatial, batch, frames),
@@ -231,6 +233,26 @@ class _Recorder:
             regions=regions,
             region_strength=strength,
         )
+
+
+def _region_contribution(gta: GlobalTemporalAttention, regions: torch.Tensor, mixed: torch.Tensor) -> torch.Tensor:
+    """(B, K) norm of what region k adds to the block's output, averaged over frames.
+
+    Region k adds, at pixel p of frame t, s·G_R[k, p] · D W_R^O m_k(t) (s = H·W/K,
+    m_k the region's features after M̂_R, D the BatchNorm's γ/√(var + ε)): its
+    norm over pixels and channels is s·‖G_R[k]‖ · ‖D W_R^O m_k(t)‖. Measured
+    after W_R^O and D, it does not change when a head's M̂_R is scaled by c and
+    its W_R^O columns by 1/c (the same function), unlike ‖m_k‖.
+    """
+    height, width = regions.shape[-2:]
+    scale = height * width / gta.num_regions
+    norm = gta.norm
+    with torch.no_grad():
+        out = gta.region_out.weight[:, :, 0, 0]                              # (C, C_R)
+        gain = norm.weight / torch.sqrt(norm.running_var + norm.eps)          # D, per output channel
+        projected = torch.einsum("oc,bktc->bkto", out, mixed) * gain         # (B, K, T, C)
+        spread = regions.flatten(-2).norm(dim=-1).transpose(1, 2)            # (B, K, T): ‖G_R[k]‖ per frame
+        return (scale * spread * projected.norm(dim=-1)).mean(dim=-1)
 
 
 @contextlib.contextmanager

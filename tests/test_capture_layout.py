@@ -121,3 +121,46 @@ def test_blocks_treat_clips_of_a_batch_independently(kind):
 
 def block_channels(block: torch.nn.Module) -> int:
     return next(m for m in block.modules() if isinstance(m, torch.nn.BatchNorm2d)).num_features
+
+
+def test_region_strength_is_the_contribution_after_the_output_projection():
+    """Scaling one head of M̂_R by 3 and its W_R^O columns by 1/3 is the same function: same strengths.
+
+    By hand: the strength equals the norm of (output with only region k's update) - (output with none),
+    averaged over frames, through the closing BatchNorm's scale (running statistics, eval mode).
+    """
+    model = tiny("gta")
+    gta = model.temporal_blocks()["res3.1"].temporal
+    before = capture(model, CLIP)
+    heads = gta.region_matrix.shape[1]
+    width = gta.region_out.weight.shape[1] // heads                           # channels per head
+    with torch.no_grad():
+        gta.region_matrix[:, 0] *= 3.0
+        gta.region_out.weight[:, :width] /= 3.0
+    after = capture(model, CLIP)
+    torch.testing.assert_close(after.logits, before.logits, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(after.records["res3.1"].region_strength, before.records["res3.1"].region_strength,
+                               rtol=1e-4, atol=1e-6)
+
+    record = after.records["res3.1"]
+    mixed = None
+
+    def keep(module, args, output):
+        nonlocal mixed
+        mixed = output.detach()
+
+    handle = gta.mixed_regions.register_forward_hook(keep)
+    with torch.no_grad():
+        model(CLIP)
+    handle.remove()
+    from einops import rearrange
+    mixed = rearrange(mixed, "(b k) t c -> b t k c", b=B)                    # (B, T, K, C_R)
+    maps = rearrange(record.regions, "b t k h w -> b t k (h w)")
+    scale = GRID[0] * GRID[1] / gta.num_regions
+    gain = gta.norm.weight / torch.sqrt(gta.norm.running_var + gta.norm.eps)
+    b, k = 1, gta.num_regions - 1
+    per_frame = []
+    for t in range(T):
+        update = scale * maps[b, t, k][:, None] * mixed[b, t, k][None, :]    # (H·W, C_R): region k alone
+        per_frame.append(((update @ gta.region_out.weight[:, :, 0, 0].T) * gain).norm())
+    assert record.region_strength[b, k].item() == pytest.approx(torch.stack(per_frame).mean().item(), rel=1e-4)
