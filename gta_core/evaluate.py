@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from .checkpoint import CheckpointError, load_checkpoint
-from .distributed import DistEnv, all_gather_objects, init_distributed, shutdown
+from .distributed import DeviceError, DistEnv, all_gather_objects, init_distributed, pick_device, shutdown
 
 REVERSE_PAIRS_FILE = "reverse_pairs.json"
 
@@ -273,9 +273,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from .video import VideoError
 
     try:
-        checkpoint = load_checkpoint(args.checkpoint, device="cuda" if args.device == "cuda" else "cpu")
+        device = pick_device(args.device)
+        checkpoint = load_checkpoint(args.checkpoint, device=device)
         result = predict_video(checkpoint, args.video, args.topk, args.decoder)
-    except (CheckpointError, VideoError) as error:
+    except (DeviceError, CheckpointError, VideoError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if args.json:
