@@ -262,6 +262,7 @@ def predict_video(checkpoint, video: str | Path, topk: int = 5, decoder: str = "
         "checkpoint": str(checkpoint.path),
         "frame_indices": clip.frame_indices,
         "num_decoded_frames": clip.num_decoded_frames,
+        "notice": clip.notice,
         "predictions": [
             {"rank": r + 1, "class": names[i], "index": int(i), "probability": float(p), "logit": float(logits[i])}
             for r, (p, i) in enumerate(zip(values.tolist(), indices.tolist()))
@@ -282,6 +283,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=1))
     else:
+        if result["notice"]:
+            print(f"note: {result['notice']}")
         for row in result["predictions"]:
             print(f"{row['rank']:>2}. {100 * row['probability']:6.2f}%  {row['class']}")
     return 0

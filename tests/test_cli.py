@@ -16,7 +16,7 @@ from gta_core.checkpoint import WEIGHTS_NAME
 from .test_checkpoint import make_checkpoint
 from .test_evaluate import run_cli
 from .test_train import REPO, data_root  # noqa: F401  (fixture: the tiny temporal set)
-from .video_fixtures import counter, encode
+from .video_fixtures import COUNTER_FRAMES, counter, encode, over_declare
 
 
 def one_error_line(run: subprocess.CompletedProcess) -> str:
@@ -74,6 +74,18 @@ def test_predict_on_cuda_without_a_gpu_is_one_line(checkpoint, video):
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert "Traceback" not in run.stderr
     assert "--device cuda" in one_error_line(run) and "no GPU" in run.stderr
+
+
+def test_predict_reads_an_over_declared_avi_and_says_so(checkpoint, tmp_path):
+    avi = encode(tmp_path / "counter.avi", counter(), "mjpeg")
+    short = over_declare(avi, tmp_path / "over_declared.avi", 130)
+    notice = f"the container declares 130 frames but only {COUNTER_FRAMES} decode"
+    text = run_cli("predict", str(checkpoint), str(short))
+    assert text.returncode == 0, text.stderr
+    assert text.stdout.splitlines()[0].startswith(f"note: {notice}") and len(text.stdout.splitlines()) == 4
+    result = json.loads(run_cli("predict", str(checkpoint), str(short), "--json").stdout)
+    assert result["notice"].startswith(notice) and result["num_decoded_frames"] == COUNTER_FRAMES
+    assert json.loads(run_cli("predict", str(checkpoint), str(avi), "--json").stdout)["notice"] is None
 
 
 def _write_weights(path, header: dict, data: bytes) -> None:
