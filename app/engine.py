@@ -263,6 +263,7 @@ class ModelResult:
     precision: str
     seconds: float                 # model time (both captures), excluding decoding
     path: str = ""                 # checkpoint folder
+    notice: str | None = None      # the clip's notice, e.g. fewer frames decode than the container declares
 
 
 def _autocast(device: str, precision: str):
@@ -314,6 +315,7 @@ def run_model(
         frame_indices=tuple(clip.frame_indices),
         num_decoded_frames=clip.num_decoded_frames,
         repeated=clip.repeated,
+        notice=clip.notice,
         decoder=clip.decoder,
         device=device,
         precision=precision,

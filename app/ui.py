@@ -258,5 +258,7 @@ def video_caption(ctx: Context) -> None:
     if ctx.truth:
         text += f" · ground truth: **{ctx.truth}**"
     st.markdown(text)
+    if first.notice:
+        st.info(f"Note: {first.notice}.")
     if first.repeated:
         st.warning(f"The video has fewer frames than the model's {first.frames.shape[0]}; some frames repeat.")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from .checkpoint import CheckpointError, load_checkpoint
 from .flops import count_parameters, measure_cost
@@ -73,7 +74,7 @@ def cmd_info(args) -> int:
     try:
         checkpoint = load_checkpoint(args.checkpoint)
     except CheckpointError as error:
-        print(f"error: {error}")
+        print(f"error: {error}", file=sys.stderr)
         return 2
     config = checkpoint.config
     summary = {

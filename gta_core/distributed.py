@@ -29,13 +29,17 @@ class DistEnv:
         return self.rank == 0
 
 
+class DeviceError(RuntimeError):
+    """The device asked for is not there (e.g. --device cuda on a machine without a GPU)."""
+
+
 def pick_device(requested: str, local_rank: int = 0) -> torch.device:
     """'auto' -> cuda:LOCAL_RANK when a GPU is there, else cpu; 'cpu' / 'cuda' as asked."""
     if requested == "auto":
         requested = "cuda" if torch.cuda.is_available() else "cpu"
     if requested == "cuda":
         if not torch.cuda.is_available():
-            raise RuntimeError("--device cuda was asked for but torch sees no GPU")
+            raise DeviceError("--device cuda was asked for but torch sees no GPU")
         return torch.device("cuda", local_rank)
     if requested != "cpu":
         raise ValueError(f"device must be auto, cpu or cuda, got {requested!r}")

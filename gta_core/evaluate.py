@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from .checkpoint import CheckpointError, load_checkpoint
-from .distributed import DistEnv, all_gather_objects, init_distributed, shutdown
+from .distributed import DeviceError, DistEnv, all_gather_objects, init_distributed, pick_device, shutdown
 
 REVERSE_PAIRS_FILE = "reverse_pairs.json"
 
@@ -262,6 +262,7 @@ def predict_video(checkpoint, video: str | Path, topk: int = 5, decoder: str = "
         "checkpoint": str(checkpoint.path),
         "frame_indices": clip.frame_indices,
         "num_decoded_frames": clip.num_decoded_frames,
+        "notice": clip.notice,
         "predictions": [
             {"rank": r + 1, "class": names[i], "index": int(i), "probability": float(p), "logit": float(logits[i])}
             for r, (p, i) in enumerate(zip(values.tolist(), indices.tolist()))
@@ -273,14 +274,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from .video import VideoError
 
     try:
-        checkpoint = load_checkpoint(args.checkpoint, device="cuda" if args.device == "cuda" else "cpu")
+        device = pick_device(args.device)
+        checkpoint = load_checkpoint(args.checkpoint, device=device)
         result = predict_video(checkpoint, args.video, args.topk, args.decoder)
-    except (CheckpointError, VideoError) as error:
+    except (DeviceError, CheckpointError, VideoError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps(result, indent=1))
     else:
+        if result["notice"]:
+            print(f"note: {result['notice']}")
         for row in result["predictions"]:
             print(f"{row['rank']:>2}. {100 * row['probability']:6.2f}%  {row['class']}")
     return 0

@@ -783,7 +783,7 @@ def cmd_export(args) -> int:
         return 2
     options = ExportOptions(
         ig_steps=args.ig_steps, internal_batch_size=args.internal_batch_size, knockout=args.knockout,
-        plotlyjs=args.plotlyjs, top_k=args.top_k, seed=args.seed, device=args.device, untrusted=args.probe,
+        plotlyjs=args.plotlyjs, top_k=args.topk, seed=args.seed, device=args.device, untrusted=args.probe,
     )
     try:
         done, failed = export(args.paths[:-1], args.paths[-1], args.out, options, show_progress=not args.no_progress)
@@ -812,7 +812,7 @@ def register(subparsers) -> None:
                         help="knock out every component, whole blocks only, or nothing (default all)")
     parser.add_argument("--plotlyjs", choices=("inline", "shared"), default="inline",
                         help="plotly.js inside every page (default) or once in OUT/plotly.min.js")
-    parser.add_argument("--top-k", type=int, default=5)
+    parser.add_argument("--topk", type=int, default=5, help="classes per model in the predictions view (default 5)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the order probe's shuffle")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--probe", action="store_true",

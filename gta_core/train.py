@@ -27,6 +27,7 @@ What it does, in order:
     metrics.jsonl                      one JSON line per epoch
     resume/optimizer.safetensors,      optimiser state and the loop position
     resume/state.json                  (no pickle), deleted when the run ends
+  OUT must not hold a checkpoint already unless `--resume` or `--force` is given.
   `--resume` continues from OUT/resume after an interruption. Randomness is
   re-seeded from (seed, epoch, rank) at every epoch, so a resumed run sees the
   same clips, crops and dropout masks as one that was not interrupted.
@@ -55,11 +56,11 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-from .checkpoint import CheckpointConfig, save_checkpoint
-from .distributed import DistEnv, all_gather_objects, barrier, init_distributed, shutdown
+from .checkpoint import CONFIG_NAME, WEIGHTS_NAME, CheckpointConfig, save_checkpoint
+from .distributed import DeviceError, DistEnv, all_gather_objects, barrier, init_distributed, shutdown
 from .evaluate import evaluate_model, reversed_targets, summary_line
 from .importers import load_imagenet_backbone
-from .models import create_model, model_config
+from .models import create_model, list_models, model_config
 
 METRICS_FILE = "metrics.jsonl"
 RESUME_DIR = "resume"
@@ -124,6 +125,7 @@ class TrainConfig:
     eval_batch_size: int = 16
     max_steps: int = 0             # stop after this many optimiser steps (tests, smoke runs)
     resume: bool = False
+    force: bool = False            # overwrite a checkpoint already in `out`
     log_sample_ids: bool = False   # record which dataset items each rank trained on
     progress: bool = True
     decoder: str = "auto"
@@ -409,11 +411,29 @@ def _seed_epoch(cfg: TrainConfig, epoch: int, rank: int) -> None:
     torch.manual_seed(int(np.random.SeedSequence([cfg.seed, epoch, rank]).generate_state(1)[0]))
 
 
+class SetupError(ValueError):
+    """A run that cannot start: its data folder, model name or output folder is wrong."""
+
+
+def check_setup(cfg: TrainConfig) -> None:
+    """Refuse before any work: a missing data folder, an unknown model, or a checkpoint in
+    `out` that the run would overwrite without --resume or --force."""
+    if not Path(cfg.data).is_dir():
+        raise SetupError(f"--data {cfg.data}: not a folder")
+    if cfg.model not in list_models():
+        raise SetupError(f"unknown model {cfg.model!r} (python -m gta_core models lists them)")
+    out = Path(cfg.out)
+    if not (cfg.resume or cfg.force) and ((out / WEIGHTS_NAME).exists() or (out / CONFIG_NAME).exists()):
+        raise SetupError(f"--out {out} already holds a checkpoint; give --resume to continue its run "
+                         "or --force to overwrite it")
+
+
 def train(cfg: TrainConfig, argv: list[str] | None = None) -> dict:
     """Run training as `cfg` says; returns the final metrics (on every rank)."""
     from .data.ssv2 import SSv2Dataset
     from .video import ClipSpec
 
+    check_setup(cfg)
     env = init_distributed(cfg.device, cfg.threads)
     started = time.time()
     out, data = Path(cfg.out), Path(cfg.data)
@@ -672,7 +692,11 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    train(build_config(args))
+    try:
+        train(build_config(args))
+    except (SetupError, DeviceError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -724,6 +748,7 @@ def register(subparsers) -> None:
     p.add_argument("--eval-batch-size", type=int)
     p.add_argument("--max-steps", type=int)
     p.add_argument("--resume", action="store_true", default=None, help="continue from OUT/resume")
+    p.add_argument("--force", action="store_true", default=None, help="overwrite a checkpoint already in OUT")
     p.add_argument("--log-sample-ids", action="store_true", default=None,
                    help="write each rank's training item indices into metrics.jsonl (debugging)")
     p.add_argument("--no-progress", dest="progress", action="store_false", default=None)

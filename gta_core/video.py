@@ -14,8 +14,14 @@ fallback when decord cannot read a file, and the decoder of the child-process
 probe. Frame counts come from what the demuxer/decoder actually produces: decord
 counts demuxed packets when it opens a file (its `len` is not the header's
 `nb_frames`), PyAV counts decoded frames. The container's declared frame count
-or duration is used only to notice that a file is shorter than it claims
-(truncated or corrupt).
+or duration is only compared with that count: a file whose every frame decodes
+cleanly but falls clearly short of its header (OpenCV's sample tree.avi
+declares 444 frames and holds 68, and every player plays it) is read as what
+decodes, and `Clip.notice` says so; a shortfall with decoder errors is
+"corrupt". decord conceals errors, so a shortfall it demuxes is checked by a
+full PyAV decode first. FFmpeg's log lines (`[h264 @ 0x...] ...`) are silenced
+in decord (PyAV leaves FFmpeg's logging off by default): every problem reaches
+the caller as a VideoError, none as text on the terminal.
 
 Limits. Every bad input ends in one exception type, `VideoError`, whose
 `.reason` is a short code (see `REASONS`). Files from outside the project
@@ -185,6 +191,7 @@ class Clip:
     repeated: bool                  # fewer than T frames: some indices repeat
     decoder: str                    # "decord" or "pyav"
     info: VideoInfo | None = field(default=None, repr=False)
+    notice: str | None = None       # e.g. fewer frames decode than the container declares
 
 
 # ---------------------------------------------------------------------------
@@ -400,15 +407,23 @@ def inspect_video(path: str | os.PathLike, limits: VideoLimits = VideoLimits()) 
         )
 
 
+def falls_short(declared: int | None, counted: int) -> bool:
+    """Clearly fewer frames than the container declares (headers round durations: 10% and 2 frames slack)."""
+    return declared is not None and counted < 0.9 * declared - 2
+
+
+def frame_count_notice(declared: int | None, decoded: int) -> str | None:
+    """One sentence for a clean file that falls short of its declared frame count, else None."""
+    if not falls_short(declared, decoded):
+        return None
+    return f"the container declares {declared} frames but only {decoded} decode; the clip is sampled from those {decoded}"
+
+
 def _check_count(path: Path, info: VideoInfo, counted: int, limits: VideoLimits, how: str) -> None:
     if counted > limits.max_frames:
         raise VideoError("too_many_frames", path, f"more than {limits.max_frames} frames {how}")
     if counted == 0:
         raise VideoError("corrupt", path, f"no frame {how}")
-    declared = info.declared_frames
-    # Headers round durations; only a clear shortfall counts.
-    if declared is not None and counted < 0.9 * declared - 2:
-        raise VideoError("corrupt", path, f"only {counted} of the {declared} declared frames {how}")
     if info.fps is not None and counted / info.fps > limits.max_duration_s:
         raise VideoError("duration_too_long", path, f"{counted} frames at {info.fps:g} fps")
 
@@ -459,11 +474,14 @@ def _read_pyav(path, info, spec, train, rng, limits) -> tuple[list[int], np.ndar
 
 
 def _read_decord(path, info, spec, train, rng, limits) -> tuple[list[int], np.ndarray, int]:
-    import decord
-
+    decord = _quiet_decord()
     vr = decord.VideoReader(str(path), ctx=decord.cpu(0))
     count = len(vr)  # demuxed packets, counted when the reader opens the file
     _check_count(path, info, count, limits, "demux")
+    if falls_short(info.declared_frames, count) and info.num_frames is None:
+        # decord conceals decoder errors: only a clean PyAV decode (or the probe's) tells a short file
+        # from a damaged one. _decode_pyav raises "corrupt" on the first error.
+        _decode_pyav(path, info, limits, keep=set())
     indices = temporal_sample_indices(count, spec.num_frames, train, rng)
     unique = sorted(set(indices))
     batch = vr.get_batch(unique).asnumpy()  # (T', H, W, 3) RGB, already turned per the rotation metadata
@@ -472,9 +490,17 @@ def _read_decord(path, info, spec, train, rng, limits) -> tuple[list[int], np.nd
     return indices, batch[[row[i] for i in indices]], count
 
 
+def _quiet_decord():
+    """decord, with its FFmpeg log lines off (they would go straight to the terminal's stderr)."""
+    import decord
+
+    decord.logging.set_level(decord.logging.QUIET)
+    return decord
+
+
 def _decord_available() -> bool:
     try:
-        import decord  # noqa: F401
+        _quiet_decord()
     except ImportError:
         return False
     return True
@@ -568,6 +594,7 @@ def read_clip(
         repeated=count < spec.num_frames,
         decoder=used,
         info=info,
+        notice=frame_count_notice(info.declared_frames, count),
     )
 
 
@@ -581,8 +608,7 @@ def _probe_in_process(path: str, limits: VideoLimits, check_decord: bool) -> Vid
     count, _ = _decode_pyav(p, info, limits, keep=None)
     decord_ok = None
     if check_decord and _decord_available():
-        import decord
-
+        decord = _quiet_decord()
         try:
             vr = decord.VideoReader(path, ctx=decord.cpu(0))
             n = len(vr)

@@ -84,10 +84,10 @@ def test_truncated_safetensors_is_refused(tmp_path):
     weights = tmp_path / "ckpt" / WEIGHTS_NAME
     data = weights.read_bytes()
     weights.write_bytes(data[: len(data) // 2])
-    with pytest.raises(CheckpointError, match="truncated: tensor '.*' needs bytes up to"):
+    with pytest.raises(CheckpointError, match=r"not a valid safetensors file \(.*incomplete metadata, file not fully covered"):
         load_checkpoint(tmp_path / "ckpt")
     weights.write_bytes(data[:5])
-    with pytest.raises(CheckpointError, match="too short for a safetensors header"):
+    with pytest.raises(CheckpointError, match="header too small"):
         load_checkpoint(tmp_path / "ckpt")
 
 
@@ -95,13 +95,13 @@ def test_oversized_and_corrupt_headers_are_refused(tmp_path):
     make_checkpoint(tmp_path / "ckpt")
     weights = tmp_path / "ckpt" / WEIGHTS_NAME
     weights.write_bytes(struct.pack("<Q", 1 << 40) + b"{}")
-    with pytest.raises(CheckpointError, match="oversized safetensors header: it claims 1099511627776 bytes"):
+    with pytest.raises(CheckpointError, match="header too large"):
         load_checkpoint(tmp_path / "ckpt")
     weights.write_bytes(struct.pack("<Q", 100) + b"{")
-    with pytest.raises(CheckpointError, match="truncated: the header claims 100 bytes"):
+    with pytest.raises(CheckpointError, match="invalid header length"):
         load_checkpoint(tmp_path / "ckpt")
     weights.write_bytes(struct.pack("<Q", 4) + b"nope")
-    with pytest.raises(CheckpointError, match="corrupt safetensors header"):
+    with pytest.raises(CheckpointError, match="invalid JSON in header"):
         load_checkpoint(tmp_path / "ckpt")
 
 

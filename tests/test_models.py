@@ -92,7 +92,7 @@ def test_capture_matches_plain_forward_and_rows_sum_to_one(name, record_type):
     for record in result.records.values():
         assert isinstance(record, record_type)
         if isinstance(record, NonLocalRecord):
-            assert record.grid == (14, 14) if record.name == "res3.1" else (7, 7)
+            assert record.grid == ((14, 14) if record.name == "res3.1" else (7, 7))   # 112 / 8, 112 / 16
             row = record.row(t=5, y=3, x=4, batch=1)
             assert row.shape == (8, *record.key_grid)
             torch.testing.assert_close(record.weights.sum(-1), torch.ones(record.weights.shape[:2]))

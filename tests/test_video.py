@@ -14,7 +14,7 @@ from gta_core.video import (
     read_clip,
     temporal_sample_indices,
 )
-from tests.video_fixtures import COUNTER_FRAMES, FORMATS, counter_value, media  # noqa: F401
+from tests.video_fixtures import COUNTER_FRAMES, FORMATS, OVER_DECLARED, counter_value, media  # noqa: F401
 
 SPEC = ClipSpec(num_frames=8, input_size=48, resize_shorter=64, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
 
@@ -114,6 +114,31 @@ def test_rotation_metadata_is_applied(media, decoder):
     assert frame[40:].mean() > 200 and frame[:24].mean() < 50
 
 
+@pytest.mark.parametrize("decoder, untrusted", [("auto", False), ("decord", False), ("pyav", False),
+                                               ("auto", True), ("pyav", True)])
+def test_over_declared_frame_count_reads_what_decodes_and_says_so(media, decoder, untrusted):
+    # The header claims 130 frames, 20 decode cleanly: a video (as tree.avi plays everywhere), not a corrupt file.
+    clip = read_clip(media["over_declared"], SPEC, decoder=decoder, untrusted=untrusted)
+    assert clip.info.declared_frames == OVER_DECLARED and clip.num_decoded_frames == COUNTER_FRAMES
+    assert clip.frame_indices == [1, 3, 6, 8, 11, 13, 16, 18]        # TSN centres of 20 frames, not of 130
+    means = clip.frames_uint8.reshape(8, -1).mean(1)
+    assert np.abs(means - [counter_value(i) for i in clip.frame_indices]).max() < 5
+    assert clip.notice == "the container declares 130 frames but only 20 decode; the clip is sampled from those 20"
+    assert read_clip(media["avi_mjpeg"], SPEC, decoder=decoder, untrusted=untrusted).notice is None
+
+
+@pytest.mark.parametrize("decoder", ["auto", "decord", "pyav"])
+def test_decoder_log_lines_do_not_reach_the_terminal(media, capfd, decoder):
+    # Damaged H.264: FFmpeg logs "[h264 @ 0x...] error while decoding MB ..." unless silenced.
+    capfd.readouterr()
+    try:
+        read_clip(media["flipped_mp4"], SPEC, decoder=decoder)
+    except VideoError:
+        pass
+    out, err = capfd.readouterr()
+    assert (out, err) == ("", "")
+
+
 # --- bad input: one exception type, a specific reason --------------------------------
 
 @pytest.mark.parametrize(
@@ -127,6 +152,9 @@ def test_rotation_metadata_is_applied(media, decoder):
         ("flipped_webm", "corrupt", "auto"),
         ("flipped_avi", "corrupt", "auto"),        # decord fails, PyAV names the problem
         ("flipped_mp4", "corrupt", "pyav"),        # decord conceals H.264 damage; PyAV flags it
+        ("flipped_over_declared", "corrupt", "auto"),    # over-declared and damaged: still refused
+        ("flipped_over_declared", "corrupt", "decord"),
+        ("flipped_over_declared", "corrupt", "pyav"),
         ("audio_only", "no_video_stream", "auto"),
         ("frame_bomb", "too_many_frames", "auto"),
         ("pixel_bomb", "resolution_too_large", "auto"),

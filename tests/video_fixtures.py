@@ -5,6 +5,7 @@ frame's mean tells which frame it is, whatever the codec.
 """
 from __future__ import annotations
 
+import struct
 from fractions import Fraction
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 
 COUNTER_FRAMES = 20
 COUNTER_FPS = 8
+OVER_DECLARED = 130     # frames the over-declared AVI's header claims; it holds COUNTER_FRAMES
 
 
 def counter_value(i: int) -> int:
@@ -49,6 +51,19 @@ FORMATS = {  # name -> (file name, codec, options)
     "webm_vp9": ("counter_vp9.webm", "libvpx-vp9", VPX),
     "avi_mjpeg": ("counter.avi", "mjpeg", {}),
 }
+
+
+def over_declare(source: Path, path: Path, declared: int) -> Path:
+    """A copy of an AVI whose header declares `declared` frames: the main header's dwTotalFrames
+    and the video stream header's dwLength are patched; every frame it holds still decodes.
+    Like OpenCV's sample tree.avi (Cinepak: the header declares 444 frames, 68 decode)."""
+    data = bytearray(source.read_bytes())
+    avih, strh = data.find(b"avih"), data.find(b"strh")
+    assert avih > 0 and data[strh + 8:strh + 12] == b"vids", "not an AVI whose first stream is video"
+    struct.pack_into("<I", data, avih + 8 + 16, declared)   # AVIMAINHEADER.dwTotalFrames
+    struct.pack_into("<I", data, strh + 8 + 32, declared)   # AVISTREAMHEADER.dwLength
+    path.write_bytes(bytes(data))
+    return path
 
 
 def flip_bytes(data: bytes, lo: float, hi: float, count: int, seed: int) -> bytes:
@@ -88,6 +103,9 @@ def media(tmp_path_factory) -> dict[str, Path]:
     m["flipped_webm"] = d / "flipped.webm"
     m["flipped_webm"].write_bytes(flip_bytes(m["webm_vp9"].read_bytes(), 0.25, 0.75, 40, seed=1))
     m["audio_only"] = _audio_only(d / "audio.wav")
+    m["over_declared"] = over_declare(m["avi_mjpeg"], d / "over_declared.avi", OVER_DECLARED)
+    m["flipped_over_declared"] = d / "flipped_over_declared.avi"
+    m["flipped_over_declared"].write_bytes(flip_bytes(m["over_declared"].read_bytes(), 0.25, 0.75, 40, seed=1))
     # decompression bombs: a ~100 kB file of 5000 frames; a ~130 kB file of one 4608x4608 frame
     m["frame_bomb"] = encode(d / "bomb.webm", [np.zeros((16, 16, 3), np.uint8)] * 5000, "libvpx-vp9",
                              rate=25, options=VPX)
