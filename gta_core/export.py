@@ -507,7 +507,15 @@ class ModelRun:
     knockouts: list = field(default_factory=list)
 
 
-def _run_model(name: str, checkpoint: Checkpoint, clip, options: ExportOptions) -> ModelRun:
+MODEL_STEPS = 5        # capture, Integrated Gradients, Grad-CAM, occlusion, knockouts
+VIDEO_STEPS = 3        # order probe, HTML page, MP4 (plus one per model step and one per view's PNGs)
+
+
+def _no_step(label: str) -> None:
+    pass
+
+
+def _run_model(name: str, checkpoint: Checkpoint, clip, options: ExportOptions, step=_no_step) -> ModelRun:
     from . import interpret
     from .views import probabilities, to_cpu_float32
 
@@ -517,17 +525,22 @@ def _run_model(name: str, checkpoint: Checkpoint, clip, options: ExportOptions) 
     has_dnl = any(getattr(r, "kind", "") == "dnl" and r.spatial is not None and r.temporal is not None for r in cap.records.values())
     swapped = to_cpu_float32(capture(model, batch, swap_projections=True)) if has_dnl else None
     run = ModelRun(name, checkpoint, clip.frames_uint8, list(clip.frame_indices), clip.tensor, cap, swapped, probabilities(cap))
+    step(f"{name}: attention captured")
     target = int(run.probs.argmax())
     run.ig = interpret.integrated_gradients(
         model, clip.tensor, target, steps=options.ig_steps, internal_batch_size=options.internal_batch_size
     )
+    step(f"{name}: Integrated Gradients")
     run.cam = interpret.grad_cam(model, clip.tensor, target)
+    step(f"{name}: Grad-CAM")
     run.occlusion = interpret.frame_occlusion(model, clip.tensor, target)
+    step(f"{name}: frame occlusion")
     if options.knockout != "none":
         components = interpret.knockout_components(model)
         if options.knockout == "blocks":
             components = [c for c in components if c.part == "block"]
         run.knockouts = interpret.knockout(model, clip.tensor, components, target) if components else []
+    step(f"{name}: knockouts")
     return run
 
 
@@ -689,8 +702,9 @@ def export_video(
     """Every view's figures (PNG + one HTML page), the overlay MP4 and a summary for one video.
 
     `checkpoints`: display name -> loaded checkpoint (models are only read;
-    interpretation runs on private copies). `progress`: a tqdm bar to update
-    with a postfix per stage, or None. Raises VideoError for a bad video.
+    interpretation runs on private copies). `progress`: a tqdm bar advanced by
+    one step per stage (`export_steps` of them), or None. Raises VideoError
+    for a bad video.
     """
     from . import interpret
 
@@ -698,30 +712,41 @@ def export_video(
     video = Path(video)
     folder = Path(out) / _slug(video.stem)
     result = VideoExport(video, folder)
+    def step(label: str) -> None:
+        if progress is not None:
+            progress.set_postfix_str(f"{video.name}: {label}", refresh=False)
+            progress.update(1)
+
     clips: dict[ClipSpec, object] = {}
     runs = []
     for name, checkpoint in checkpoints.items():
-        if progress is not None:
-            progress.set_postfix_str(f"{video.name}: {name}")
         spec = ClipSpec.from_config(checkpoint.config.to_dict())
         if spec not in clips:
             clips[spec] = read_clip(video, spec, untrusted=options.untrusted, decoder=options.decoder)
-        runs.append(_run_model(name, checkpoint, clips[spec], options))
+        runs.append(_run_model(name, checkpoint, clips[spec], options, step))
     probes = {run.name: interpret.order_probe_one(run.checkpoint.model, run.clip, options.seed) for run in runs}
-    if progress is not None:
-        progress.set_postfix_str(f"{video.name}: figures")
+    step("order probe")
     entries = figure_entries(runs, probes, options.top_k)
-    for entry in entries:
-        result.files.append(render_png(entry.figure, folder / entry.view / f"{entry.key}.png"))
+    for view in VIEWS:
+        for entry in (e for e in entries if e.view == view):
+            result.files.append(render_png(entry.figure, folder / entry.view / f"{entry.key}.png"))
+        step(f"{view} figures")
     js_path = Path(out) / PLOTLY_JS if options.plotlyjs == "shared" else None
     result.files.append(
         write_html(entries, folder / "figures.html", f"GTA Lens: {video.name}", options.plotlyjs, js_path)
     )
+    step("HTML page")
     result.files.append(write_mp4(overlay_frames(runs), folder / "attention.mp4"))
+    step("MP4")
     summary = folder / "summary.json"
     summary.write_text(json.dumps(_summary(video, runs, probes, options.top_k), indent=2) + "\n")
     result.files.append(summary)
     return result
+
+
+def export_steps(videos: int, models: int) -> int:
+    """Progress steps of an export: per video, MODEL_STEPS per model, one per view, VIDEO_STEPS."""
+    return videos * (models * MODEL_STEPS + len(VIEWS) + VIDEO_STEPS)
 
 
 def list_videos(path: Path) -> list[Path]:
@@ -765,12 +790,16 @@ def export(
 
         (out / PLOTLY_JS).write_text(plotly.offline.get_plotlyjs(), encoding="utf-8")
     done, failed = [], {}
-    with tqdm(videos, desc="export", unit="video", disable=not show_progress, file=sys.stderr) as bar:
-        for video in bar:
+    total = export_steps(len(videos), len(checkpoints))
+    with tqdm(total=total, desc="export", unit="step", disable=not show_progress, file=sys.stderr,
+              miniters=1, mininterval=0) as bar:             # every stage shows (few, long steps)
+        for index, video in enumerate(videos):
             try:
                 done.append(export_video(video, checkpoints, out, options, progress=bar))
             except VideoError as error:
                 failed[str(video)] = str(error)
+            bar.n = export_steps(index + 1, len(checkpoints))       # a failed video skips its remaining steps
+            bar.refresh()
     return done, failed
 
 
@@ -781,6 +810,10 @@ def cmd_export(args) -> int:
     if len(args.paths) < 2:
         print("error: give at least one checkpoint folder and then a video or a folder of videos", file=sys.stderr)
         return 2
+    if args.threads > 0:
+        import torch
+
+        torch.set_num_threads(args.threads)
     options = ExportOptions(
         ig_steps=args.ig_steps, internal_batch_size=args.internal_batch_size, knockout=args.knockout,
         plotlyjs=args.plotlyjs, top_k=args.topk, seed=args.seed, device=args.device, untrusted=args.probe,
@@ -818,4 +851,6 @@ def register(subparsers) -> None:
     parser.add_argument("--probe", action="store_true",
                         help="probe each video in a child process first (for files from elsewhere)")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch CPU threads (default: torch's own; 1 is fastest on a busy 2-core CPU)")
     parser.set_defaults(func=cmd_export)

@@ -567,7 +567,10 @@ def knockout(
     """Zero each component in turn (None: every one of `knockout_components`) and rescore the clip.
 
     One private copy serves all components; each knockout is undone before
-    the next, so results are single knockouts, never cumulative.
+    the next, so results are single knockouts, never cumulative. A knockout
+    changes only its block and what follows, so the features entering each
+    block are computed once and every knockout runs from there
+    (`VideoNet.forward_from_block`).
     """
     private = private_copy(model)
     batch = _as_batch(private, clip)
@@ -575,11 +578,21 @@ def knockout(
         components = knockout_components(private)
     elif isinstance(components, Component):
         components = [components]
-    logits = _logits(private, batch)[0]
+    blocks = private.temporal_blocks()
+    inputs: dict[str, torch.Tensor] = {}
+    handles = [
+        blocks[name].register_forward_pre_hook(lambda module, args, name=name: inputs.setdefault(name, args[0]))
+        for name in {c.block for c in components} if name in blocks
+    ]
+    try:
+        logits = _logits(private, batch)[0]
+    finally:
+        for handle in handles:
+            handle.remove()
     target = _target(logits[None], target)
     results = []
     for component in components:
-        with knocked_out(private, component):
-            knocked = _logits(private, batch)[0]
+        with knocked_out(private, component), torch.inference_mode():
+            knocked = private.forward_from_block(component.block, inputs[component.block]).float()[0]
         results.append(KnockoutResult(component, target, _numpy(logits), _numpy(knocked)))
     return results

@@ -136,3 +136,24 @@ def test_bad_inputs_give_clear_errors(tiny_gta, tmp_path, capsys):
     with pytest.raises(ValueError, match="knockout"):
         ExportOptions(knockout="some")
     assert figure_entries([], {}) == []
+
+
+def test_progress_moves_one_step_per_stage(tiny_gta, tmp_path, capsys):
+    """The bar advances per model stage, per view's PNGs, for the HTML and the MP4: never stuck at 0/1."""
+    from gta_core.export import MODEL_STEPS, VIDEO_STEPS, VIEWS, export_steps
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for i in range(2):
+        write_video(videos / f"clip_{i}.mp4", frames=10, size=(56, 72), seed=i)
+    (videos / "broken.mp4").write_bytes(b"\x00" * 64)                    # fails: its steps are skipped
+    code = main(["export", str(tiny_gta), str(videos), "--out", str(tmp_path / "out"), "--ig-steps", "2",
+                 "--internal-batch-size", "2", "--knockout", "blocks"])
+    assert code == 1                                                      # one video skipped
+    err = capsys.readouterr().err
+    per_video = MODEL_STEPS + len(VIEWS) + VIDEO_STEPS
+    assert export_steps(3, 1) == 3 * per_video == 3 * 16
+    counts = [int(n) for n in re.findall(r"\| *(\d+)/48 ", err.replace("\r", "\n"))]
+    assert counts[-1] == 48                                               # finished
+    for label in ("attention captured", "Integrated Gradients", "knockouts", "query figures", "MP4"):
+        assert label in err, label

@@ -265,6 +265,21 @@ def test_knockout_leaves_the_callers_model_untouched(checkpoints, clip):
     assert_untouched(model, before)
 
 
+@pytest.mark.parametrize("name", ["demo_r2d18_gta", "demo_r2d18_nl", "demo_r2d18_dnl"])
+def test_knockout_from_the_cached_block_input_equals_a_full_forward(checkpoints, clip, name):
+    """The sweep runs each knockout from its block's cached input; a full forward must give the same logits."""
+    from gta_core.interpret import knocked_out, knockout_components
+
+    model = checkpoints[name].model
+    results = knockout(model, clip)
+    assert len(results) == len(knockout_components(model)) and len(results) >= 2
+    for result in results:
+        with knocked_out(model, result.component), torch.inference_mode():
+            full = model(clip[None] if clip.dim() == 4 else clip)[0].float().numpy()
+        np.testing.assert_allclose(result.knocked_logits, full, rtol=1e-5, atol=1e-5, err_msg=result.component.label)
+    assert any(not np.allclose(r.knocked_logits, r.logits) for r in results)   # knockouts do something
+
+
 SHIPPED = ROOT / "checkpoints"
 UNCOVERING_CLIP = ROOT / "assets/synth/temporal__uncovering_something.webm"
 

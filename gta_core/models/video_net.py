@@ -167,6 +167,22 @@ class VideoNet(nn.Module):
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(clip))
 
+    def forward_from_block(self, name: str, block_input: torch.Tensor) -> torch.Tensor:
+        """Logits when block `name` (e.g. "res3.1") receives `block_input` (B·T, C, H, W).
+
+        Everything before the block is skipped: a sweep that changes only this
+        block and what follows (knockouts) computes the prefix once.
+        """
+        stage, index = name.split(".")
+        stages = ("res2", "res3", "res4", "res5")
+        units = getattr(self.backbone, stage)
+        x = units[int(index)].attention(block_input)
+        for unit in units[int(index) + 1:]:
+            x = unit(x)
+        for later in stages[stages.index(stage) + 1:]:
+            x = getattr(self.backbone, later)(x)
+        return self.forward_head(x)
+
     def temporal_blocks(self) -> dict[str, nn.Module]:
         """Inserted blocks by readable name, e.g. {"res3.1": NonLocalBlock, ...}."""
         blocks = {}
