@@ -146,6 +146,27 @@ def run_models(
 # --------------------------------------------------------------------------- sidebar: query point
 
 
+QUERY_KEY = "gta_lens_query"   # the query the person chose: {"block", "t", "y", "x"} (y, x in % of the crop)
+QUERY_WIDGETS = {"block": "q_block", "t": "q_t", "y": "q_y", "x": "q_x"}
+
+
+def query_state() -> dict:
+    """The chosen query, kept outside the widgets' state.
+
+    Streamlit drops a widget's state on a run that does not draw it (e.g. while
+    an upload is pending), and the browser then re-mounts the slider at its
+    default: the query jumped to (0 %, 0 %) and, for a run, the sidebar and the
+    figures disagreed. Every run writes this state into the widgets' keys
+    before they are drawn (so the browser always shows what the figures use),
+    and the widgets' callbacks write changes back.
+    """
+    return st.session_state.setdefault(QUERY_KEY, {"block": None, "t": None, "y": 50, "x": 50})
+
+
+def _keep_query(field: str) -> None:
+    query_state()[field] = st.session_state[QUERY_WIDGETS[field]]
+
+
 def choose_query(results: list[engine.ModelResult]) -> tuple[Query | None, int]:
     st.sidebar.subheader("Query point")
     top_k = st.sidebar.slider("Top-k", 1, 10, 5, key="top_k")
@@ -156,17 +177,21 @@ def choose_query(results: list[engine.ModelResult]) -> tuple[Query | None, int]:
         st.sidebar.info("The chosen models have no attention blocks.")
         return None, top_k
     frames = min(r.frames.shape[0] for r in results)
-    # Defaults go into session_state before the widgets exist (the picker callback writes q_y, q_x).
-    state = st.session_state
-    if state.get("q_block") not in blocks:
-        state["q_block"] = blocks[0]
-    state["q_t"] = min(state.get("q_t", frames // 2), frames - 1)
-    state.setdefault("q_y", 50)
-    state.setdefault("q_x", 50)
-    block = st.sidebar.selectbox("Block", blocks, key="q_block", help="an inserted attention block (stage.index)")
-    t = st.sidebar.slider("Frame t", 0, frames - 1, key="q_t")
-    y = st.sidebar.slider("y (% of height)", 0, 99, key="q_y")
-    x = st.sidebar.slider("x (% of width)", 0, 99, key="q_x")
+    # The kept query, fitted to these models (another video or checkpoint may have fewer frames or other
+    # blocks); (y, x) are relative, so they carry over unchanged.
+    kept = query_state()
+    if kept["block"] not in blocks:
+        kept["block"] = blocks[0]
+    kept["t"] = frames // 2 if kept["t"] is None else min(max(int(kept["t"]), 0), frames - 1)
+    for field, key in QUERY_WIDGETS.items():
+        st.session_state[key] = kept[field]
+    block = st.sidebar.selectbox(
+        "Block", blocks, key="q_block", on_change=_keep_query, args=("block",),
+        help="an inserted attention block (stage.index)",
+    )
+    t = st.sidebar.slider("Frame t", 0, frames - 1, key="q_t", on_change=_keep_query, args=("t",))
+    y = st.sidebar.slider("y (% of height)", 0, 99, key="q_y", on_change=_keep_query, args=("y",))
+    x = st.sidebar.slider("x (% of width)", 0, 99, key="q_x", on_change=_keep_query, args=("x",))
     st.sidebar.caption("Or click on the frame in the Query point view.")
     return Query(block, t, (y + 0.5) / 100, (x + 0.5) / 100), top_k
 
@@ -185,8 +210,7 @@ def on_pick() -> None:
         fy, fx = (float(points[0]["y"]) + 0.5) / size, (float(points[0]["x"]) + 0.5) / size
     except (KeyError, TypeError, ValueError):
         return
-    st.session_state["q_y"] = min(99, max(0, int(fy * 100)))
-    st.session_state["q_x"] = min(99, max(0, int(fx * 100)))
+    query_state().update(y=min(99, max(0, int(fy * 100))), x=min(99, max(0, int(fx * 100))))
 
 
 # --------------------------------------------------------------------------- views

@@ -22,7 +22,7 @@ with picker_column:
 with info_column:
     st.markdown(
         f"Query: block **{query.block}**, frame **t = {query.t}**, "
-        f"y = {query.fy:.0%}, x = {query.fx:.0%} of the frame (red cross)."
+        f"y = {int(query.fy * 100)}%, x = {int(query.fx * 100)}% of the frame (red cross, as in the sidebar)."
     )
     st.caption(f"The clicked frame is {ctx.results[0].name}'s crop; every model maps the same relative position.")
 
