@@ -11,7 +11,7 @@ import streamlit as st
 
 from gta_core import CheckpointError
 from gta_core.video import VideoError
-from gta_core.views import block_kind
+from gta_core.views import block_kind, dataset_label
 
 from . import engine
 from .settings import VIDEO_SUFFIXES, Settings, checkpoint_folders, list_videos
@@ -241,8 +241,10 @@ def page_context(title: str, caption: str, needs_query: bool = True) -> Context:
 
 def model_header(result: engine.ModelResult) -> None:
     kinds = sorted({block_kind(r) for r in result.capture.records.values()}) or ["no attention block"]
-    dataset = result.config.dataset.get("name") or "unknown dataset"
-    st.markdown(f"**{result.name}**  \n{result.config.model_name or 'custom'} · {', '.join(kinds)} · {dataset}")
+    st.markdown(
+        f"**{result.name}**  \n{result.config.model_name or 'custom'} · {', '.join(kinds)}  \n"
+        f"trained on {dataset_label(result.config.dataset)}"
+    )
     if engine.is_random(result.config):
         st.caption(":orange[random weights: a stand-in until trained checkpoints are shipped]")
 
