@@ -50,13 +50,62 @@ def plain_error(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+# --------------------------------------------------------------------------- the URL: a link opens the same figure
+# ?source=Bundled&video=<file>&models=<folder>&models=<folder>&view=<page>&block=res3.1&t=4&y=50&x=50
+# Every run writes the choices into st.query_params; the sidebar's widgets take their first value from
+# it, so a link a researcher sends opens on the same video, checkpoints, view and query. Values that no
+# longer exist (a renamed file, a missing checkpoint) fall back to the defaults. An upload is not shared.
+URL_OPENED_KEY = "gta_lens_url_view_opened"
+
+
+def from_url(name: str, many: bool = False):
+    """A value from the page's URL (a list when `many`), or None."""
+    if name not in st.query_params:
+        return None
+    return st.query_params.get_all(name) if many else st.query_params.get(name)
+
+
+def _url_int(name: str, low: int, high: int) -> int | None:
+    value = from_url(name)
+    return int(value) if value is not None and value.isdigit() and low <= int(value) <= high else None
+
+
+def open_shared_view(pages: list, current) -> None:
+    """On a session's first run, switch to the view a shared link names (`view=<page url path>`)."""
+    if st.session_state.get(URL_OPENED_KEY):
+        return
+    st.session_state[URL_OPENED_KEY] = True
+    wanted = next((page for page in pages if page.url_path == from_url("view")), None)
+    if wanted is not None and wanted.url_path != current.url_path:
+        # switch_page clears the URL's parameters unless they are passed on
+        st.switch_page(wanted, query_params={k: st.query_params.get_all(k) for k in st.query_params})
+
+
+def share_in_url(video: engine.VideoChoice | None, entries: list, query: Query | None, page) -> None:
+    source = st.session_state.get("video_source")
+    params: dict = {"source": source} if source else {}
+    if video is not None and source != "Upload":
+        params["video"] = st.session_state.get(f"video_{source}")
+    params["models"] = [entry.name for entry in entries]
+    params["view"] = page.url_path
+    if query is not None:
+        params.update(block=query.block, t=str(query.t), y=str(int(query.fy * 100)), x=str(int(query.fx * 100)))
+    params = {k: v for k, v in params.items() if v not in (None, [])}
+    as_lists = {k: v if isinstance(v, list) else [v] for k, v in params.items()}
+    if {k: st.query_params.get_all(k) for k in st.query_params} != as_lists:   # write only what changed
+        st.query_params.from_dict(params)
+
+
 # --------------------------------------------------------------------------- sidebar: inputs
 
 
 def choose_video(settings: Settings) -> engine.VideoChoice | None:
     st.sidebar.subheader("Video")
     sources = [s for s in SOURCES if s != "Folder" or settings.video_folders]
-    source = st.sidebar.radio("Source", sources, horizontal=True, key="video_source")
+    shared = from_url("source")
+    source = st.sidebar.radio(
+        "Source", sources, index=sources.index(shared) if shared in sources else 0, horizontal=True, key="video_source",
+    )
     try:
         if source == "Upload":
             upload = st.sidebar.file_uploader(
@@ -77,7 +126,8 @@ def choose_video(settings: Settings) -> engine.VideoChoice | None:
         # The demo models are trained on the temporal set: prefer one of its clips.
         labelled = [i for i, path in enumerate(by_label.values()) if engine.ground_truth(str(path), path.stat().st_mtime_ns)]
         labelled.sort(key=lambda i: DEFAULT_VIDEO_HINT not in list(by_label)[i])
-        label = st.sidebar.selectbox("File", list(by_label), index=labelled[0] if labelled else 0, key=f"video_{source}")
+        index = list(by_label).index(from_url("video")) if from_url("video") in by_label else (labelled or [0])[0]
+        label = st.sidebar.selectbox("File", list(by_label), index=index, key=f"video_{source}")
         return engine.video_from_file(by_label[label], trusted=source == "Bundled")
     except (OSError, VideoError) as error:
         st.sidebar.error(plain_error(error))
@@ -92,7 +142,10 @@ def choose_checkpoints(settings: Settings) -> list[engine.CheckpointEntry]:
         st.sidebar.warning(f"No checkpoints in {roots}.")
         return []
     by_label = {entry.description: entry for entry in entries}
-    preferred = [label for name in DEFAULT_CHECKPOINTS for label, e in by_label.items() if e.name == name]
+    shared = [label for name in from_url("models", many=True) or [] for label, e in by_label.items() if e.name == name]
+    preferred = shared[:MAX_MODELS] or [
+        label for name in DEFAULT_CHECKPOINTS for label, e in by_label.items() if e.name == name
+    ]
     chosen = st.sidebar.multiselect(
         "Models (1–4)", list(by_label), default=preferred or list(by_label)[:3], max_selections=MAX_MODELS,
         key="checkpoints",
@@ -160,7 +213,13 @@ def query_state() -> dict:
     before they are drawn (so the browser always shows what the figures use),
     and the widgets' callbacks write changes back.
     """
-    return st.session_state.setdefault(QUERY_KEY, {"block": None, "t": None, "y": 50, "x": 50})
+    if QUERY_KEY not in st.session_state:   # a new session: from a shared link, else the centre of the middle frame
+        st.session_state[QUERY_KEY] = {
+            "block": from_url("block"), "t": _url_int("t", 0, 10_000),
+            "y": _url_int("y", 0, 99) if _url_int("y", 0, 99) is not None else 50,
+            "x": _url_int("x", 0, 99) if _url_int("x", 0, 99) is not None else 50,
+        }
+    return st.session_state[QUERY_KEY]
 
 
 def _keep_query(field: str) -> None:
