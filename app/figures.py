@@ -308,6 +308,15 @@ def swapped_figure(
 # --------------------------------------------------------------------------- temporal matrices (Fig. 5)
 
 
+def _frame_axes(layout: dict, index: int, frames: int, x_title: bool = True, y_title: bool = True) -> None:
+    """Show subplot `index`'s axes as a T×T matrix's: one tick per frame, query (output) frame down the
+    rows from 0 at the top, key (input) frame along the columns (paper Fig. 5)."""
+    x_ref, y_ref = _axis_names(index)
+    ticks = {"visible": True, "tickvals": list(range(frames)), "showticklabels": True, "tickfont": {"size": 9}}
+    layout["xaxis" + x_ref[1:]].update(ticks, title={"text": "key frame (input)" if x_title else ""})
+    layout["yaxis" + y_ref[1:]].update(ticks, autorange="reversed", title={"text": "query frame (output)" if y_title else ""})
+
+
 def _matrix_trace(matrix: np.ndarray, index: int, scale: str, zmin: float, zmax: float, label: str, colorbar: bool) -> dict:
     x_ref, y_ref = _axis_names(index)
     return {
@@ -335,9 +344,8 @@ def matrix_figure(
         zmin, zmax = float(matrix.min()), float(matrix.max())
         scale, zmax = MATRIX_SCALE, zmax if zmax > zmin else zmin + 1e-6
     layout = _grid_layout(1, 1, [title] if title else None, title_room=0.08 if title else 0.0)
-    layout["xaxis"].update(title={"text": "input frame"}, dtick=1, showticklabels=True)
-    layout["yaxis"].update(title={"text": "output frame"}, dtick=1, showticklabels=True)
-    layout["margin"] = {"l": 40, "r": 4, "t": 8, "b": 40}
+    _frame_axes(layout, 0, matrix.shape[0])
+    layout["margin"] = {"l": 48, "r": 4, "t": 8, "b": 44}
     return _figure([_matrix_trace(matrix, 0, scale, zmin, zmax, title or "matrix", True)], layout, 320)
 
 
@@ -346,16 +354,18 @@ def head_grid_figure(matrices: np.ndarray, title: str = "") -> go.Figure:
     groups, heads = matrices.shape[:2]
     bound = float(np.abs(matrices).max()) or 1.0
     titles = [f"g{g} h{k}" for g in range(groups) for k in range(heads)]
-    layout = _grid_layout(groups, heads, titles, h_gap=0.015, v_gap=0.25 / groups, title_room=0.0)
+    layout = _grid_layout(groups, heads, titles, h_gap=0.05, v_gap=0.35 / groups, title_room=0.0)
     data = [
         _matrix_trace(matrices[g, k], g * heads + k, SIGNED_SCALE, -bound, bound, f"{title} g{g} h{k}", g == k == 0)
         for g in range(groups)
         for k in range(heads)
     ]
-    layout["margin"] = {"l": 4, "r": 4, "t": 36 if title else 16, "b": 4}
+    for index in range(groups * heads):   # axis titles once: on the bottom row and the left column
+        _frame_axes(layout, index, matrices.shape[-1], x_title=index // heads == groups - 1, y_title=index % heads == 0)
+    layout["margin"] = {"l": 52, "r": 4, "t": 36 if title else 16, "b": 44}
     if title:
         layout["title"] = {"text": title, "font": FONT}
-    return _figure(data, layout, 40 + groups * 90)
+    return _figure(data, layout, 84 + groups * 110)
 
 
 def difference_figure(a: np.ndarray, b: np.ndarray, title: str = "A − B") -> go.Figure:

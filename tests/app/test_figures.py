@@ -86,3 +86,28 @@ def test_swapped_and_regions_figures():
     assert [a["text"] for a in regions["layout"]["annotations"] if a["text"].startswith("region")] == [
         "region 2<br>2.000", "region 0<br>0.000",
     ]
+
+
+def _axes(layout: dict, prefix: str) -> list[dict]:
+    return [axis for key, axis in sorted(layout.items()) if key.startswith(prefix)]
+
+
+def test_fig5_matrices_show_query_and_key_frame_axes():
+    """Issue 10.5: the T×T matrices have visible axes: titles, one tick per frame, row 0 on top."""
+    T = 8
+    layout = figures.matrix_figure(np.random.default_rng(0).random((T, T)), "M̂_P").to_plotly_json()["layout"]
+    x, y = layout["xaxis"], layout["yaxis"]
+    assert x.get("visible") is not False and y.get("visible") is not False
+    assert "key frame" in x["title"]["text"] and "query frame" in y["title"]["text"]
+    assert list(x["tickvals"]) == list(range(T)) == list(y["tickvals"]) and x["showticklabels"] and y["showticklabels"]
+    assert y["autorange"] == "reversed"
+    assert layout["margin"]["l"] >= 40 and layout["margin"]["b"] >= 40          # room for the titles
+
+    grid = figures.head_grid_figure(np.zeros((2, 3, T, T)), "M̂_P").to_plotly_json()["layout"]
+    xs, ys = _axes(grid, "xaxis"), _axes(grid, "yaxis")
+    assert len(xs) == len(ys) == 6
+    assert all(a.get("visible") is not False and list(a["tickvals"]) == list(range(T)) for a in xs + ys)
+    assert all(a["autorange"] == "reversed" for a in ys)
+    titled_x = [a for a in xs if "key frame" in (a.get("title") or {}).get("text", "")]
+    titled_y = [a for a in ys if "query frame" in (a.get("title") or {}).get("text", "")]
+    assert len(titled_x) == 3 and len(titled_y) == 2                            # bottom row, left column
