@@ -43,7 +43,7 @@ VIEWS = [  # (navigation label, screenshot name, figures expected with CHECKPOIN
     ("Predictions", "predictions", 8),        # frame strip + top-k per model
     ("Query point", "query", 8),              # picker + NL 1 + DNL 2 + GTA 2 + GTA 2
     ("Temporal attention", "temporal", 16),   # DNL 1 + GTA 6 + GTA 6 (M̂ and M̂ − M̂₀) + A / B / A − B
-    ("Regions", "regions", 4),                # 2 per GTA
+    ("Regions", "regions", 1),                # one model at a time (a selector), full width
     ("Swapped attention", "swapped", 2),      # DNL only
 ]
 TIMEOUT_MS = 60_000

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -47,7 +48,7 @@ def test_domain_of_shipped_checkpoints_and_bundled_clips():
 
 @pytest.fixture
 def shipped_app(monkeypatch):
-    monkeypatch.setenv("GTA_LENS_CHECKPOINTS", str(TEMPORAL))
+    monkeypatch.setenv("GTA_LENS_CHECKPOINTS", os.pathsep.join([str(TEMPORAL), str(APPEARANCE)]))
     monkeypatch.setenv("GTA_LENS_ASSETS", str(ROOT / "assets"))
     monkeypatch.delenv("GTA_LENS_VIDEOS", raising=False)
     return AppTest.from_file(str(ROOT / "app/main.py"), default_timeout=120)
@@ -55,6 +56,8 @@ def shipped_app(monkeypatch):
 
 def test_predictions_warn_out_of_domain_with_the_entropy(shipped_app):
     at = shipped_app.run()
+    widget = at.multiselect(key="checkpoints")
+    widget.set_value([o for o in widget.options if o.startswith("temporal_r2d18_gta")]).run()
     assert_clean(at)
     assert at.selectbox(key="video_Bundled").value.startswith("synth/temporal__")
     assert any("trained on synthetic (SSv2 layout) · temporal" in m.value for m in at.markdown)
@@ -67,3 +70,15 @@ def test_predictions_warn_out_of_domain_with_the_entropy(shipped_app):
     assert len(notices) == 1, [w.value for w in at.warning]
     assert "synthetic (SSv2 layout) · temporal" in notices[0]
     assert f"{nats:.2f} nats" in notices[0] and f"{fraction:.0%}" in notices[0]
+
+
+def test_two_checkpoints_of_one_architecture_have_different_headers(shipped_app):
+    """Issue 10.5: the shipped temporal and appearance GTAs (same architecture, same dataset name) are told
+    apart by their headers: the dataset's variant is shown."""
+    at = shipped_app.run()
+    assert_clean(at)
+    headers = [m.value for m in at.markdown if m.value.startswith(("**temporal_r2d18_gta**", "**appearance_r2d18_gta**"))]
+    assert len(headers) == 2
+    below = [h.split("  \n", 1)[1] for h in headers]
+    assert below[0] != below[1]
+    assert "synthetic (SSv2 layout) · temporal" in headers[0] and "synthetic (SSv2 layout) · appearance" in headers[1]
