@@ -14,7 +14,7 @@ from gta_core.interpret import ORDERS, Attribution, FrameOcclusion, KnockoutResu
 
 from .figures import (
     FONT, _colour_bar, _figure, _grid_layout, _hover_trace, _image_trace, _rows_cols, _strip_height, overlay,
-    temporal_weights_figure,
+    temporal_weights_figure, wrap_label,
 )
 
 ORDER_COLOURS = {"original": "#1f77b4", "reversed": "#ff7f0e", "shuffled": "#2ca02c"}
@@ -107,7 +107,7 @@ def order_probe_figure(probes: dict[str, OrderProbe], class_names: dict[str, lis
         for n in names:
             top1 = probes[n].top1[row]
             changed = top1 != probes[n].top1[0]
-            text.append(("≠ " if changed else "") + class_names[n][top1][:28])
+            text.append(wrap_label(("≠ " if changed else "") + class_names[n][top1]))
         data.append({
             "type": "bar", "name": order, "x": names, "y": values, "text": text, "textposition": "auto",
             "marker": {"color": ORDER_COLOURS[order]},

@@ -171,3 +171,16 @@ def test_long_class_names_are_wrapped_not_cut():
     assert all(len(line) <= figures.LABEL_WIDTH for label in labels for line in label.split("<br>"))
     assert [label.replace("<br>", " ") for label in labels] == ["Covering something", long]
     assert figure["layout"]["yaxis"]["automargin"] is True
+
+
+def test_order_probe_bars_carry_whole_class_names():
+    from app.interpret_figures import order_probe_figure
+    from gta_core.interpret import OrderProbe
+
+    names = ["Pretending to put something next to something else", "Covering something"]
+    logits = np.array([[2.0, 0.0], [0.0, 2.0], [2.0, 0.0]])
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    probe = OrderProbe({"original": [0, 1], "reversed": [1, 0], "shuffled": [0, 1]}, logits, probs, 0)
+    figure = order_probe_figure({"gta": probe}, {"gta": names}).to_plotly_json()
+    texts = [t["text"][0].replace("<br>", " ") for t in figure["data"]]
+    assert texts == [names[0], "≠ " + names[1], names[0]]
