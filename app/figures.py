@@ -260,8 +260,10 @@ def spacetime_figure(
         data.append(_image_trace(overlay(frames[k], row[k], vrange), k, f"frame {k}"))
         data.append(_hover_trace(row[k], size, k, f"frame {k}"))
     data.append(_query_marker(fy, fx, size, t))
+    data.append(_colour_bar(vrange, 0, [0.0, 1.0], "weight"))
     titles = [f"t={k}: {row[k].sum():.0%}" + (" (query)" if k == t else "") for k in range(count)]
     layout = _grid_layout(rows, cols, titles, v_gap=0.08 / rows, title_room=0.1 / rows)
+    layout["margin"] = {"l": 4, "r": 56, "t": 24, "b": 4}
     return _figure(data, layout, _strip_height(cols, rows))
 
 
@@ -272,8 +274,11 @@ def spatial_figure(frame: np.ndarray, spatial: np.ndarray, fy: float, fx: float,
         _image_trace(overlay(frame, spatial), 0, "spatial"),
         _hover_trace(spatial, size, 0, "spatial attention"),
         _query_marker(fy, fx, size, 0),
+        _colour_bar((float(spatial.min()), float(spatial.max())), 0, [0.0, 1.0], "weight"),
     ]
-    return _figure(data, _grid_layout(1, 1, [title], title_room=0.08 if title else 0.0), 280)
+    layout = _grid_layout(1, 1, [title], title_room=0.08 if title else 0.0)
+    layout["margin"] = {"l": 4, "r": 56, "t": 24, "b": 4}
+    return _figure(data, layout, 280)
 
 
 def temporal_weights_figure(series: dict[str, np.ndarray], t: int | None, title: str = "") -> go.Figure:

@@ -184,3 +184,21 @@ def test_order_probe_bars_carry_whole_class_names():
     figure = order_probe_figure({"gta": probe}, {"gta": names}).to_plotly_json()
     texts = [t["text"][0].replace("<br>", " ") for t in figure["data"]]
     assert texts == [names[0], "≠ " + names[1], names[0]]
+
+
+def test_query_point_maps_have_colour_bars():
+    """Issue 10.5: a flat spatial map and a peaked one get different colour bars (the overlay alone is min-max)."""
+    frame = np.zeros((112, 112, 3), np.uint8)
+    flat, peaked = np.full((4, 4), 1 / 16, np.float32), np.zeros((4, 4), np.float32)
+    peaked[1, 2] = 1.0
+    ranges = []
+    for spatial in (flat, peaked):
+        bars = _colour_bars(figures.spatial_figure(frame, spatial, 0.5, 0.5, "spatial").to_plotly_json())
+        assert len(bars) == 1
+        ranges.append((bars[0]["marker"]["cmin"], bars[0]["marker"]["cmax"]))
+    assert ranges == [(0.0625, 0.0625 + 1e-6), (0.0, 1.0)]
+    row = np.random.default_rng(0).random((8, 4, 4)).astype(np.float32)
+    row /= row.sum()
+    figure = figures.spacetime_figure(np.zeros((8, 112, 112, 3), np.uint8), row, 2, 0.5, 0.5, per_row=4).to_plotly_json()
+    bars = _colour_bars(figure)
+    assert len(bars) == 1 and np.isclose(bars[0]["marker"]["cmax"], row.max()) and np.isclose(bars[0]["marker"]["cmin"], row.min())
