@@ -90,7 +90,7 @@ def share_in_url(video: engine.VideoChoice | None, entries: list, query: Query |
     params["view"] = page.url_path
     if query is not None:
         params.update(block=query.block, t=str(query.t), y=str(int(query.fy * 100)), x=str(int(query.fx * 100)))
-    params = {k: v for k, v in params.items() if v not in (None, [])}
+    params = {k: v for k, v in params.items() if v not in (None, "", [])}   # the default view has path ""
     as_lists = {k: v if isinstance(v, list) else [v] for k, v in params.items()}
     if {k: st.query_params.get_all(k) for k in st.query_params} != as_lists:   # write only what changed
         st.query_params.from_dict(params)

@@ -45,3 +45,4 @@ def test_a_bad_link_falls_back_to_the_defaults(app):
     assert at.selectbox(key="video_Bundled").value == "moving.mp4"
     assert len(at.multiselect(key="checkpoints").value) == 3
     assert [at.slider(key=k).value for k in ("q_y", "q_x")] == [50, 50]
+    assert at.query_params["video"] == "moving.mp4" and "view" not in at.query_params   # the default view: no path
