@@ -137,18 +137,23 @@ def _query_marker(fy: float, fx: float, size: tuple[int, int], index: int) -> di
     }
 
 
-def _colour_bar(vrange: tuple[float, float], index: int, y_domain: list[float], title: str = "") -> dict:
-    """The overlays' colour key: an invisible point whose colour bar is jet (the overlay's `COLORMAP`)
-    from vrange[0] to vrange[1], beside the rows spanning `y_domain` (paper coordinates)."""
+def _colour_bar(
+    vrange: tuple[float, float], index: int, y_domain: list[float], size: tuple[int, int], title: str = ""
+) -> dict:
+    """The overlays' colour key: a transparent point at the centre of subplot `index`'s (S, S) image whose
+    colour bar is jet (the overlay's `COLORMAP`) from vrange[0] to vrange[1], beside the rows spanning
+    `y_domain` (paper coordinates). plotly draws no colour bar for a trace without a point, hence the
+    point; at the centre, it does not widen the image's axes."""
     x_ref, y_ref = _axis_names(index)
     low, high = float(vrange[0]), float(vrange[1])
     high = high if high > low else low + 1e-6          # a flat map: a bar that says so, not a division by 0
     return {
-        "type": "scatter", "x": [None], "y": [None], "mode": "markers", "hoverinfo": "skip", "showlegend": False,
+        "type": "scatter", "x": [size[1] / 2], "y": [size[0] / 2], "mode": "markers", "hoverinfo": "skip", "showlegend": False,
         "xaxis": x_ref, "yaxis": y_ref, "name": title or "colour scale",
         "marker": {
-            "color": [low], "colorscale": "Jet", "cmin": low, "cmax": high, "showscale": True,
+            "color": [low], "colorscale": "Jet", "cmin": low, "cmax": high, "showscale": True, "opacity": 0,
             "colorbar": {
+                "x": 1.0, "xref": "paper", "xanchor": "left",
                 "y": sum(y_domain) / 2, "len": max(y_domain[1] - y_domain[0], 0.05), "yanchor": "middle",
                 "thickness": 10, "tickfont": {"size": 9}, "exponentformat": "e",
                 "title": {"text": title, "side": "right", "font": {"size": 9}},
@@ -260,7 +265,7 @@ def spacetime_figure(
         data.append(_image_trace(overlay(frames[k], row[k], vrange), k, f"frame {k}"))
         data.append(_hover_trace(row[k], size, k, f"frame {k}"))
     data.append(_query_marker(fy, fx, size, t))
-    data.append(_colour_bar(vrange, 0, [0.0, 1.0], "weight"))
+    data.append(_colour_bar(vrange, 0, [0.0, 1.0], size, "weight"))
     titles = [f"t={k}: {row[k].sum():.0%}" + (" (query)" if k == t else "") for k in range(count)]
     layout = _grid_layout(rows, cols, titles, v_gap=0.08 / rows, title_room=0.1 / rows)
     layout["margin"] = {"l": 4, "r": 56, "t": 24, "b": 4}
@@ -274,7 +279,7 @@ def spatial_figure(frame: np.ndarray, spatial: np.ndarray, fy: float, fx: float,
         _image_trace(overlay(frame, spatial), 0, "spatial"),
         _hover_trace(spatial, size, 0, "spatial attention"),
         _query_marker(fy, fx, size, 0),
-        _colour_bar((float(spatial.min()), float(spatial.max())), 0, [0.0, 1.0], "weight"),
+        _colour_bar((float(spatial.min()), float(spatial.max())), 0, [0.0, 1.0], size, "weight"),
     ]
     layout = _grid_layout(1, 1, [title], title_room=0.08 if title else 0.0)
     layout["margin"] = {"l": 4, "r": 56, "t": 24, "b": 4}
@@ -348,13 +353,20 @@ def swapped_figure(
 # --------------------------------------------------------------------------- temporal matrices (Fig. 5)
 
 
-def _frame_axes(layout: dict, index: int, frames: int, x_title: bool = True, y_title: bool = True) -> None:
+def _frame_axes(
+    layout: dict, index: int, frames: int, x_title: bool = True, y_title: bool = True, short: bool = False
+) -> None:
     """Show subplot `index`'s axes as a T×T matrix's: one tick per frame, query (output) frame down the
-    rows from 0 at the top, key (input) frame along the columns (paper Fig. 5)."""
+    rows from 0 at the top, key (input) frame along the columns (paper Fig. 5). short: titles without
+    "(input)" / "(output)", for small cells."""
     x_ref, y_ref = _axis_names(index)
     ticks = {"visible": True, "tickvals": list(range(frames)), "showticklabels": True, "tickfont": {"size": 9}}
-    layout["xaxis" + x_ref[1:]].update(ticks, title={"text": "key frame (input)" if x_title else ""})
-    layout["yaxis" + y_ref[1:]].update(ticks, autorange="reversed", title={"text": "query frame (output)" if y_title else ""})
+    x_text, y_text = ("key frame", "query frame") if short else ("key frame (input)", "query frame (output)")
+    font = {"size": 10 if short else 12}
+    layout["xaxis" + x_ref[1:]].update(ticks, title={"text": x_text if x_title else "", "font": font, "standoff": 2})
+    layout["yaxis" + y_ref[1:]].update(
+        ticks, autorange="reversed", title={"text": y_text if y_title else "", "font": font, "standoff": 2}
+    )
 
 
 def _matrix_trace(matrix: np.ndarray, index: int, scale: str, zmin: float, zmax: float, label: str, colorbar: bool) -> dict:
@@ -362,6 +374,7 @@ def _matrix_trace(matrix: np.ndarray, index: int, scale: str, zmin: float, zmax:
     return {
         "type": "heatmap", "z": np.asarray(matrix, dtype=np.float32), "colorscale": scale, "zmin": zmin, "zmax": zmax,
         "xaxis": x_ref, "yaxis": y_ref, "showscale": colorbar, "name": label,
+        "colorbar": {"x": 1.0, "xref": "paper", "xanchor": "left", "thickness": 12},   # right of the whole grid
         "hovertemplate": f"{label}<br>out frame %{{y}} ← in frame %{{x}}<br>%{{z:.4f}}<extra></extra>",
     }
 
@@ -401,8 +414,11 @@ def head_grid_figure(matrices: np.ndarray, title: str = "") -> go.Figure:
         for k in range(heads)
     ]
     for index in range(groups * heads):   # axis titles once: on the bottom row and the left column
-        _frame_axes(layout, index, matrices.shape[-1], x_title=index // heads == groups - 1, y_title=index % heads == 0)
-    layout["margin"] = {"l": 52, "r": 4, "t": 36 if title else 16, "b": 44}
+        _frame_axes(
+            layout, index, matrices.shape[-1], x_title=index // heads == groups - 1, y_title=index % heads == 0,
+            short=True,
+        )
+    layout["margin"] = {"l": 52, "r": 4, "t": 48 if title else 20, "b": 44}
     if title:
         layout["title"] = {"text": title, "font": FONT}
     return _figure(data, layout, 84 + groups * 110)
@@ -451,14 +467,14 @@ def regions_figure(
             data.append(_hover_trace(maps[k, region], size, index, f"region {region}, frame {k}"))
         y_domain = layout[f"yaxis{'' if r * count == 0 else r * count + 1}"]["domain"]
         if not shared_scale:
-            data.append(_colour_bar(vrange, r * count, y_domain, "weight"))
+            data.append(_colour_bar(vrange, r * count, y_domain, size, "weight"))
         label = f"region {region}" + (f"<br>{strength[region]:.3f}" if strength is not None else "")
         layout["annotations"].append({   # row labels on the left
             "text": label, "x": 0, "y": sum(y_domain) / 2, "xref": "paper", "yref": "paper",
             "xanchor": "right", "yanchor": "middle", "showarrow": False, "font": FONT,
         })
     if shared_scale:
-        data.append(_colour_bar(shared, 0, [0.0, 1.0], "weight (all rows)"))
+        data.append(_colour_bar(shared, 0, [0.0, 1.0], size, "weight (all rows)"))
     layout["margin"] = {"l": 64, "r": 64, "t": 8, "b": 4}
     height = rows * (cell + 26) + 10 if cell else _strip_height(count, rows)
     return _figure(data, layout, height)

@@ -43,7 +43,7 @@ def attribution_strip_figure(frames: np.ndarray, attribution: Attribution, per_r
         data.append(_hover_trace(_coarse(maps[t]), size, t, f"{label}, frame {t}"))
     titles = [f"t={t}: {mass[t]:.0%}" for t in range(count)]
     layout = _grid_layout(rows, cols, titles, v_gap=0.08 / rows, title_room=0.1 / rows)
-    data.append(_colour_bar(vrange, 0, [0.0, 1.0], label))
+    data.append(_colour_bar(vrange, 0, [0.0, 1.0], size, label))
     layout["title"] = {"text": title, "font": FONT, "x": 0, "xanchor": "left"}
     layout["margin"] = {"l": 4, "r": 56, "t": 28, "b": 4}
     return _figure(data, layout, _strip_height(cols, rows) + 24)
