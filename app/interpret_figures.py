@@ -135,8 +135,8 @@ def knockout_figure(results: list[KnockoutResult], class_name: str, top: int = 2
         "hovertemplate": "%{y}<br>Δ logit %{x:.4f}<br>Δ p %{customdata:+.4f}<extra></extra>",
     }]
     layout = {
-        "xaxis": {"title": {"text": f"Δ logit of “{class_name[:40]}”"}, "zeroline": True},
+        "xaxis": {"title": {"text": wrap_label(f"Δ logit of “{class_name}”", 48)}, "zeroline": True},
         "yaxis": {"automargin": True},
-        "margin": {"l": 4, "r": 4, "t": 8, "b": 40},
+        "margin": {"l": 4, "r": 4, "t": 8, "b": 56},
     }
-    return _figure(data, layout, 60 + 22 * len(ranked))
+    return _figure(data, layout, 76 + 22 * len(ranked))

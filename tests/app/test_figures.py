@@ -202,3 +202,13 @@ def test_query_point_maps_have_colour_bars():
     figure = figures.spacetime_figure(np.zeros((8, 112, 112, 3), np.uint8), row, 2, 0.5, 0.5, per_row=4).to_plotly_json()
     bars = _colour_bars(figure)
     assert len(bars) == 1 and np.isclose(bars[0]["marker"]["cmax"], row.max()) and np.isclose(bars[0]["marker"]["cmin"], row.min())
+
+
+def test_knockout_axis_names_the_whole_class():
+    from app.interpret_figures import knockout_figure
+    from gta_core.interpret import Component, KnockoutResult
+
+    name = "Pretending to put something next to something else entirely"
+    result = KnockoutResult(Component("res3.1", "block"), 0, np.array([2.0, 0.0]), np.array([1.0, 0.5]))
+    title = knockout_figure([result], name).to_plotly_json()["layout"]["xaxis"]["title"]["text"]
+    assert name in title.replace("<br>", " ")
