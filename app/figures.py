@@ -148,7 +148,8 @@ def _colour_bar(
     low, high = float(vrange[0]), float(vrange[1])
     high = high if high > low else low + 1e-6          # a flat map: a bar that says so, not a division by 0
     return {
-        "type": "scatter", "x": [size[1] / 2], "y": [size[0] / 2], "mode": "markers", "hoverinfo": "skip", "showlegend": False,
+        "type": "scatter", "x": [size[1] / 2], "y": [size[0] / 2], "mode": "markers",
+        "hoverinfo": "skip", "showlegend": False,
         "xaxis": x_ref, "yaxis": y_ref, "name": title or "colour scale",
         "marker": {
             "color": [low], "colorscale": "Jet", "cmin": low, "cmax": high, "showscale": True, "opacity": 0,

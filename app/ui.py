@@ -322,9 +322,23 @@ def model_columns(results: list[engine.ModelResult]):
     return zip(st.columns(len(results)), results)
 
 
-def block_columns(ctx: Context):
-    """One column per model, headed; yields (index, result, record of the query's block) inside the column."""
-    for index, (column, result) in enumerate(model_columns(ctx.results)):
+ALL_MODELS = "all, side by side"
+
+
+def shown_results(ctx: Context, key: str) -> list[engine.ModelResult]:
+    """For views with many frames per model: every model side by side, or one alone at full width,
+    so that its frames are legible (4 models × 8 frames leave ~25 px per frame)."""
+    if len(ctx.results) < 2:
+        return ctx.results
+    names = [r.name for r in ctx.results]
+    choice = st.radio("Models", [ALL_MODELS, *names], horizontal=True, key=key)
+    return ctx.results if choice == ALL_MODELS else [ctx.results[names.index(choice)]]
+
+
+def block_columns(ctx: Context, results: list[engine.ModelResult] | None = None):
+    """One column per model (default: all), headed; yields (index, result, record of the query's block)
+    inside the column."""
+    for index, (column, result) in enumerate(model_columns(ctx.results if results is None else results)):
         with column:
             model_header(result)
             record = record_for(result, ctx.query)

@@ -28,4 +28,5 @@ labels = {f"region {k} (rank {rank + 1}, strength {view.strength[k]:.3f})": k fo
 region = labels[st.selectbox("Region", list(labels), key="region_pick")]
 st.caption(f"{view.maps.shape[1]} regions on the {view.maps.shape[2]}×{view.maps.shape[3]} grid of {query.block}")
 rows = [region] + [k for k in view.order[:shown] if k != region]      # the picked region once, on top
-ui.chart(regions_figure(result.frames, view.maps, rows, view.strength, shared_scale=shared, cell=CELL), key="regions_fig")
+figure = regions_figure(result.frames, view.maps, rows, view.strength, shared_scale=shared, cell=CELL)
+ui.chart(figure, key="regions_fig")

@@ -68,6 +68,22 @@ def test_query_point_figures_and_no_rerun(app):
     assert any("t = 2" in m.value and "res4.1" in m.value for m in at.markdown)
 
 
+def test_query_point_one_model_at_full_width(app):
+    """Issue 10.5: a heavy view can show one model alone, its frames in one full-width row."""
+    at = choose(app.run(), THREE)
+    at.switch_page("views/query.py").run()
+    selector = at.radio(key="query_models")
+    assert selector.options == ["all, side by side", *THREE]
+    selector.set_value("a_nl").run()
+    assert_clean(at)
+    figs = figures(at)
+    assert sorted(figs) == ["nl_0", "picker"]
+    layout = figs["nl_0"]["layout"]
+    rows = {tuple(layout[f"yaxis{'' if k == 0 else k + 1}"]["domain"]) for k in range(T)}
+    assert len(rows) == 1                                                # all T frames in one row
+    assert len(traces(figs["nl_0"], "image")) == T
+
+
 def test_temporal_matrices_and_comparison(app):
     at = choose(app.run(), ["b_dnl", "c_gta", "d_gta_appearance"])
     at.switch_page("views/temporal.py").run()

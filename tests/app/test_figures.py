@@ -199,9 +199,10 @@ def test_query_point_maps_have_colour_bars():
     assert ranges == [(0.0625, 0.0625 + 1e-6), (0.0, 1.0)]
     row = np.random.default_rng(0).random((8, 4, 4)).astype(np.float32)
     row /= row.sum()
-    figure = figures.spacetime_figure(np.zeros((8, 112, 112, 3), np.uint8), row, 2, 0.5, 0.5, per_row=4).to_plotly_json()
-    bars = _colour_bars(figure)
-    assert len(bars) == 1 and np.isclose(bars[0]["marker"]["cmax"], row.max()) and np.isclose(bars[0]["marker"]["cmin"], row.min())
+    frames = np.zeros((8, 112, 112, 3), np.uint8)
+    bars = _colour_bars(figures.spacetime_figure(frames, row, 2, 0.5, 0.5, per_row=4).to_plotly_json())
+    assert len(bars) == 1
+    assert np.isclose(bars[0]["marker"]["cmax"], row.max()) and np.isclose(bars[0]["marker"]["cmin"], row.min())
 
 
 def test_knockout_axis_names_the_whole_class():
