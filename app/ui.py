@@ -214,10 +214,9 @@ def query_state() -> dict:
     and the widgets' callbacks write changes back.
     """
     if QUERY_KEY not in st.session_state:   # a new session: from a shared link, else the centre of the middle frame
+        y, x = _url_int("y", 0, 99), _url_int("x", 0, 99)
         st.session_state[QUERY_KEY] = {
-            "block": from_url("block"), "t": _url_int("t", 0, 10_000),
-            "y": _url_int("y", 0, 99) if _url_int("y", 0, 99) is not None else 50,
-            "x": _url_int("x", 0, 99) if _url_int("x", 0, 99) is not None else 50,
+            "block": from_url("block"), "t": _url_int("t", 0, 10_000), "y": 50 if y is None else y, "x": 50 if x is None else x,
         }
     return st.session_state[QUERY_KEY]
 
