@@ -82,3 +82,13 @@ def test_two_checkpoints_of_one_architecture_have_different_headers(shipped_app)
     below = [h.split("  \n", 1)[1] for h in headers]
     assert below[0] != below[1]
     assert "synthetic (SSv2 layout) · temporal" in headers[0] and "synthetic (SSv2 layout) · appearance" in headers[1]
+
+
+def test_temporal_comparison_tells_a_and_b_apart(shipped_app):
+    """Issue 10.5: A and B of the comparison name their dataset and its variant."""
+    at = shipped_app.run()
+    at.switch_page("views/temporal.py").run()
+    assert_clean(at)
+    captions = [c.value for c in at.caption if c.value.startswith(("A: ", "B: "))]
+    assert captions == ["A: temporal_r2d18_gta · synthetic (SSv2 layout) · temporal",
+                        "B: appearance_r2d18_gta · synthetic (SSv2 layout) · appearance"]
