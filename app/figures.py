@@ -17,6 +17,7 @@ update budget allows for a page of figures.
 from __future__ import annotations
 
 import base64
+import textwrap
 
 import cv2
 import numpy as np
@@ -164,6 +165,41 @@ def _query_marker(fy: float, fx: float, size: tuple[int, int], index: int) -> di
     }
 
 
+def _colour_bar(
+    vrange: tuple[float, float], index: int, y_domain: list[float], size: tuple[int, int], title: str = ""
+) -> dict:
+    """The overlays' colour key: a transparent point at the centre of subplot `index`'s (S, S) image whose
+    colour bar is jet (the overlay's `COLORMAP`) from vrange[0] to vrange[1], beside the rows spanning
+    `y_domain` (paper coordinates). plotly draws no colour bar for a trace without a point, hence the
+    point; at the centre, it does not widen the image's axes."""
+    x_ref, y_ref = _axis_names(index)
+    low, high = float(vrange[0]), float(vrange[1])
+    high = high if high > low else low + 1e-6          # a flat map: a bar that says so, not a division by 0
+    return {
+        "type": "scatter", "x": [size[1] / 2], "y": [size[0] / 2], "mode": "markers",
+        "hoverinfo": "skip", "showlegend": False,
+        "xaxis": x_ref, "yaxis": y_ref, "name": title or "colour scale",
+        "marker": {
+            "color": [low], "colorscale": "Jet", "cmin": low, "cmax": high, "showscale": True, "opacity": 0,
+            "colorbar": {
+                "x": 1.0, "xref": "paper", "xanchor": "left",
+                "y": sum(y_domain) / 2, "len": max(y_domain[1] - y_domain[0], 0.05), "yanchor": "middle",
+                "thickness": 10, "tickfont": {"size": 9}, "exponentformat": "e",
+                "title": {"text": title, "side": "right", "font": {"size": 9}},
+            },
+        },
+    }
+
+
+LABEL_WIDTH = 22    # characters per line of a class name on a bar chart's axis (longer names wrap)
+
+
+def wrap_label(text: str, width: int = LABEL_WIDTH) -> str:
+    """A class name broken into lines of at most `width` characters (plotly's <br>), so a narrow column
+    shows it whole instead of cutting it at the left edge."""
+    return "<br>".join(textwrap.wrap(text, width)) or text
+
+
 def _figure(data: list[dict], layout: dict, height: int) -> go.Figure:
     layout.setdefault("margin", {"l": 4, "r": 4, "t": 24, "b": 4})
     layout.setdefault("showlegend", False)
@@ -201,17 +237,19 @@ def topk_figure(entries: list[tuple[int, str, float]], truth: str | None = None)
     names = [name for _, name, _ in entries][::-1]
     probs = [p for _, _, p in entries][::-1]
     colours = ["#2ca02c" if truth is not None and name == truth else "#1f77b4" for name in names]
+    labels = [wrap_label(name) for name in names]
     data = [{
-        "type": "bar", "orientation": "h", "x": probs, "y": names, "marker": {"color": colours},
-        "text": [f"{p:.1%}" for p in probs], "textposition": "auto",
-        "hovertemplate": "%{y}<br>p = %{x:.4f}<extra></extra>",
+        "type": "bar", "orientation": "h", "x": probs, "y": labels, "marker": {"color": colours},
+        "text": [f"{p:.1%}" for p in probs], "textposition": "auto", "customdata": names,
+        "hovertemplate": "%{customdata}<br>p = %{x:.4f}<extra></extra>",
     }]
     layout = {
         "xaxis": {"range": [0, 1], "title": {"text": "probability"}, "tickformat": ".0%"},
         "yaxis": {"automargin": True},
         "margin": {"l": 4, "r": 4, "t": 8, "b": 36},
     }
-    return _figure(data, layout, 60 + 28 * len(entries))
+    extra_lines = sum(label.count("<br>") for label in labels)
+    return _figure(data, layout, 60 + 28 * len(entries) + 12 * extra_lines)
 
 
 # --------------------------------------------------------------------------- query point
@@ -257,8 +295,10 @@ def spacetime_figure(
         data.append(_image_trace(overlay(frames[k], row[k], vrange, extents=extents), k, f"frame {k}"))
         data.append(_hover_trace(row[k], size, k, f"frame {k}", extents))
     data.append(_query_marker(fy, fx, size, t))
+    data.append(_colour_bar(vrange, 0, [0.0, 1.0], size, "weight"))
     titles = [f"t={k}: {row[k].sum():.0%}" + (" (query)" if k == t else "") for k in range(count)]
     layout = _grid_layout(rows, cols, titles, v_gap=0.08 / rows, title_room=0.1 / rows)
+    layout["margin"] = {"l": 4, "r": 56, "t": 24, "b": 4}
     return _figure(data, layout, _strip_height(cols, rows))
 
 
@@ -271,12 +311,18 @@ def spatial_figure(
         _image_trace(overlay(frame, spatial, extents=extents), 0, "spatial"),
         _hover_trace(spatial, size, 0, "spatial attention", extents),
         _query_marker(fy, fx, size, 0),
+        _colour_bar((float(spatial.min()), float(spatial.max())), 0, [0.0, 1.0], size, "weight"),
     ]
-    return _figure(data, _grid_layout(1, 1, [title], title_room=0.08 if title else 0.0), 280)
+    layout = _grid_layout(1, 1, [title], title_room=0.08 if title else 0.0)
+    layout["margin"] = {"l": 4, "r": 56, "t": 24, "b": 4}
+    return _figure(data, layout, 280)
 
 
-def temporal_weights_figure(series: dict[str, np.ndarray], t: int, title: str = "") -> go.Figure:
-    """TA (one series: softmax weights) or GTA (rows of mean |M̂|) of query frame t over the T frames."""
+def temporal_weights_figure(series: dict[str, np.ndarray], t: int | None, title: str = "") -> go.Figure:
+    """TA (one series: softmax weights) or GTA (rows of mean |M̂|) of query frame t over the T frames.
+
+    The query frame is shaded; t=None draws no band (per-frame charts that have no query frame).
+    """
     data = []
     for name, values in series.items():
         values = np.asarray(values, dtype=np.float32)
@@ -288,7 +334,7 @@ def temporal_weights_figure(series: dict[str, np.ndarray], t: int, title: str = 
         "barmode": "group",
         "xaxis": {"title": {"text": "key frame"}, "dtick": 1},
         "yaxis": {"title": {"text": "weight"}, "rangemode": "tozero"},
-        "shapes": [{
+        "shapes": [] if t is None else [{
             "type": "rect", "xref": "x", "yref": "paper", "x0": t - 0.5, "x1": t + 0.5, "y0": 0, "y1": 1,
             "line": {"width": 0}, "fillcolor": "rgba(255,43,43,0.12)", "layer": "below",
         }],
@@ -340,11 +386,28 @@ def swapped_figure(
 # --------------------------------------------------------------------------- temporal matrices (Fig. 5)
 
 
+def _frame_axes(
+    layout: dict, index: int, frames: int, x_title: bool = True, y_title: bool = True, short: bool = False
+) -> None:
+    """Show subplot `index`'s axes as a T×T matrix's: one tick per frame, query (output) frame down the
+    rows from 0 at the top, key (input) frame along the columns (paper Fig. 5). short: titles without
+    "(input)" / "(output)", for small cells."""
+    x_ref, y_ref = _axis_names(index)
+    ticks = {"visible": True, "tickvals": list(range(frames)), "showticklabels": True, "tickfont": {"size": 9}}
+    x_text, y_text = ("key frame", "query frame") if short else ("key frame (input)", "query frame (output)")
+    font = {"size": 10 if short else 12}
+    layout["xaxis" + x_ref[1:]].update(ticks, title={"text": x_text if x_title else "", "font": font, "standoff": 2})
+    layout["yaxis" + y_ref[1:]].update(
+        ticks, autorange="reversed", title={"text": y_text if y_title else "", "font": font, "standoff": 2}
+    )
+
+
 def _matrix_trace(matrix: np.ndarray, index: int, scale: str, zmin: float, zmax: float, label: str, colorbar: bool) -> dict:
     x_ref, y_ref = _axis_names(index)
     return {
         "type": "heatmap", "z": np.asarray(matrix, dtype=np.float32), "colorscale": scale, "zmin": zmin, "zmax": zmax,
         "xaxis": x_ref, "yaxis": y_ref, "showscale": colorbar, "name": label,
+        "colorbar": {"x": 1.0, "xref": "paper", "xanchor": "left", "thickness": 12},   # right of the whole grid
         "hovertemplate": f"{label}<br>out frame %{{y}} ← in frame %{{x}}<br>%{{z:.4f}}<extra></extra>",
     }
 
@@ -367,9 +430,8 @@ def matrix_figure(
         zmin, zmax = float(matrix.min()), float(matrix.max())
         scale, zmax = MATRIX_SCALE, zmax if zmax > zmin else zmin + 1e-6
     layout = _grid_layout(1, 1, [title] if title else None, title_room=0.08 if title else 0.0)
-    layout["xaxis"].update(title={"text": "input frame"}, dtick=1, showticklabels=True)
-    layout["yaxis"].update(title={"text": "output frame"}, dtick=1, showticklabels=True)
-    layout["margin"] = {"l": 40, "r": 4, "t": 8, "b": 40}
+    _frame_axes(layout, 0, matrix.shape[0])
+    layout["margin"] = {"l": 48, "r": 4, "t": 8, "b": 44}
     return _figure([_matrix_trace(matrix, 0, scale, zmin, zmax, title or "matrix", True)], layout, 320)
 
 
@@ -378,16 +440,21 @@ def head_grid_figure(matrices: np.ndarray, title: str = "") -> go.Figure:
     groups, heads = matrices.shape[:2]
     bound = float(np.abs(matrices).max()) or 1.0
     titles = [f"g{g} h{k}" for g in range(groups) for k in range(heads)]
-    layout = _grid_layout(groups, heads, titles, h_gap=0.015, v_gap=0.25 / groups, title_room=0.0)
+    layout = _grid_layout(groups, heads, titles, h_gap=0.05, v_gap=0.35 / groups, title_room=0.0)
     data = [
         _matrix_trace(matrices[g, k], g * heads + k, SIGNED_SCALE, -bound, bound, f"{title} g{g} h{k}", g == k == 0)
         for g in range(groups)
         for k in range(heads)
     ]
-    layout["margin"] = {"l": 4, "r": 4, "t": 36 if title else 16, "b": 4}
+    for index in range(groups * heads):   # axis titles once: on the bottom row and the left column
+        _frame_axes(
+            layout, index, matrices.shape[-1], x_title=index // heads == groups - 1, y_title=index % heads == 0,
+            short=True,
+        )
+    layout["margin"] = {"l": 52, "r": 4, "t": 48 if title else 20, "b": 44}
     if title:
         layout["title"] = {"text": title, "font": FONT}
-    return _figure(data, layout, 40 + groups * 90)
+    return _figure(data, layout, 84 + groups * 110)
 
 
 def difference_figure(a: np.ndarray, b: np.ndarray, title: str = "A − B") -> go.Figure:
@@ -400,30 +467,47 @@ def difference_figure(a: np.ndarray, b: np.ndarray, title: str = "A − B") -> g
 # --------------------------------------------------------------------------- regions (Fig. 3, 6)
 
 
-def regions_figure(frames: np.ndarray, maps: np.ndarray, regions: list[int], strength: np.ndarray | None = None) -> go.Figure:
-    """Rows = the chosen regions (in the given order), columns = frames.
+def regions_figure(
+    frames: np.ndarray,
+    maps: np.ndarray,
+    regions: list[int],
+    strength: np.ndarray | None = None,
+    *,
+    shared_scale: bool = False,
+    cell: int | None = None,
+) -> go.Figure:
+    """Rows = the chosen regions (in the given order, each once), columns = frames.
 
     frames (T, S, S, 3); maps (T, K, H, W), each region map summing to 1 over H·W.
-    Every row shares one colour scale so a region's change over time is visible.
+    Each row has one colour scale over its frames (so a region's change over time
+    is visible) and its own colour bar, so a flat map and a peaked one do not look
+    alike; shared_scale: one scale and one bar for all rows. cell: pixels per frame.
     """
+    regions = list(dict.fromkeys(int(r) for r in regions))
     count = frames.shape[0]
     size = frames.shape[1:3]
+    chosen = maps[:, regions]
+    shared = (float(chosen.min()), float(chosen.max()))
+    rows = len(regions)
+    titles = [f"t={k}" for k in range(count)]
+    layout = _grid_layout(rows, count, titles, v_gap=0.1 / rows, title_room=0.12 / rows)
     data = []
     for r, region in enumerate(regions):
-        vrange = (float(maps[:, region].min()), float(maps[:, region].max()))
+        vrange = shared if shared_scale else (float(maps[:, region].min()), float(maps[:, region].max()))
         for k in range(count):
             index = r * count + k
             data.append(_image_trace(overlay(frames[k], maps[k, region], vrange), index))
             data.append(_hover_trace(maps[k, region], size, index, f"region {region}, frame {k}"))
-    titles = [f"t={k}" for k in range(count)]
-    rows = len(regions)
-    layout = _grid_layout(rows, count, titles, v_gap=0.1 / rows, title_room=0.12 / rows)
-    for r, region in enumerate(regions):  # row labels on the left
         y_domain = layout[f"yaxis{'' if r * count == 0 else r * count + 1}"]["domain"]
+        if not shared_scale:
+            data.append(_colour_bar(vrange, r * count, y_domain, size, "weight"))
         label = f"region {region}" + (f"<br>{strength[region]:.3f}" if strength is not None else "")
-        layout["annotations"].append({
+        layout["annotations"].append({   # row labels on the left
             "text": label, "x": 0, "y": sum(y_domain) / 2, "xref": "paper", "yref": "paper",
             "xanchor": "right", "yanchor": "middle", "showarrow": False, "font": FONT,
         })
-    layout["margin"] = {"l": 64, "r": 4, "t": 8, "b": 4}
-    return _figure(data, layout, _strip_height(count, rows))
+    if shared_scale:
+        data.append(_colour_bar(shared, 0, [0.0, 1.0], size, "weight (all rows)"))
+    layout["margin"] = {"l": 64, "r": 64, "t": 8, "b": 4}
+    height = rows * (cell + 26) + 10 if cell else _strip_height(count, rows)
+    return _figure(data, layout, height)

@@ -12,7 +12,10 @@ import plotly.graph_objects as go
 
 from gta_core.interpret import ORDERS, Attribution, FrameOcclusion, KnockoutResult, OrderProbe
 
-from .figures import _figure, _grid_layout, _hover_trace, _image_trace, _rows_cols, _strip_height, overlay, temporal_weights_figure
+from .figures import (
+    FONT, _colour_bar, _figure, _grid_layout, _hover_trace, _image_trace, _rows_cols, _strip_height, overlay,
+    temporal_weights_figure, wrap_label,
+)
 
 ORDER_COLOURS = {"original": "#1f77b4", "reversed": "#ff7f0e", "shuffled": "#2ca02c"}
 POSITIVE, NEGATIVE = "#d62728", "#1f77b4"
@@ -26,9 +29,9 @@ def attribution_strip_figure(frames: np.ndarray, attribution: Attribution, per_r
     give each frame's share of the absolute attribution.
     """
     if attribution.method == "grad_cam":
-        maps, label = attribution.positive_maps, "Grad-CAM"
+        maps, label, title = attribution.positive_maps, "Grad-CAM", "Grad-CAM (last stage, positive part)"
     else:
-        maps, label = np.abs(attribution.maps), "|IG|"
+        maps, label, title = np.abs(attribution.maps), "|IG|", "Integrated Gradients (|attribution| per pixel)"
     count = frames.shape[0]
     rows, cols = _rows_cols(count, per_row)
     size = frames.shape[1:3]
@@ -40,7 +43,10 @@ def attribution_strip_figure(frames: np.ndarray, attribution: Attribution, per_r
         data.append(_hover_trace(_coarse(maps[t]), size, t, f"{label}, frame {t}"))
     titles = [f"t={t}: {mass[t]:.0%}" for t in range(count)]
     layout = _grid_layout(rows, cols, titles, v_gap=0.08 / rows, title_room=0.1 / rows)
-    return _figure(data, layout, _strip_height(cols, rows))
+    data.append(_colour_bar(vrange, 0, [0.0, 1.0], size, label))
+    layout["title"] = {"text": title, "font": FONT, "x": 0, "xanchor": "left"}
+    layout["margin"] = {"l": 4, "r": 56, "t": 28, "b": 4}
+    return _figure(data, layout, _strip_height(cols, rows) + 24)
 
 
 def _coarse(values: np.ndarray, cells: int = 16) -> np.ndarray:
@@ -59,9 +65,9 @@ def temporal_importance_figure(curves: dict[str, np.ndarray], title: str = "", s
 
     The app's temporal-weights bar chart without its query-frame band, with per-frame axis titles.
     """
-    figure = temporal_weights_figure(curves, t=0, title=title)
+    figure = temporal_weights_figure(curves, t=None, title=title)
     figure.update_layout(
-        shapes=[], xaxis_title_text="frame", yaxis_title_text="score drop (logit)" if signed else "share",
+        xaxis_title_text="frame", yaxis_title_text="score drop (logit)" if signed else "share",
         yaxis_rangemode="normal", yaxis_zeroline=True, margin_l=48,
     )
     return figure
@@ -101,7 +107,7 @@ def order_probe_figure(probes: dict[str, OrderProbe], class_names: dict[str, lis
         for n in names:
             top1 = probes[n].top1[row]
             changed = top1 != probes[n].top1[0]
-            text.append(("≠ " if changed else "") + class_names[n][top1][:28])
+            text.append(wrap_label(("≠ " if changed else "") + class_names[n][top1]))
         data.append({
             "type": "bar", "name": order, "x": names, "y": values, "text": text, "textposition": "auto",
             "marker": {"color": ORDER_COLOURS[order]},
@@ -129,8 +135,8 @@ def knockout_figure(results: list[KnockoutResult], class_name: str, top: int = 2
         "hovertemplate": "%{y}<br>Δ logit %{x:.4f}<br>Δ p %{customdata:+.4f}<extra></extra>",
     }]
     layout = {
-        "xaxis": {"title": {"text": f"Δ logit of “{class_name[:40]}”"}, "zeroline": True},
+        "xaxis": {"title": {"text": wrap_label(f"Δ logit of “{class_name}”", 48)}, "zeroline": True},
         "yaxis": {"automargin": True},
-        "margin": {"l": 4, "r": 4, "t": 8, "b": 40},
+        "margin": {"l": 4, "r": 4, "t": 8, "b": 56},
     }
-    return _figure(data, layout, 60 + 22 * len(ranked))
+    return _figure(data, layout, 76 + 22 * len(ranked))

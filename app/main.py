@@ -35,6 +35,7 @@ PAGES = [
     st.Page("views/export.py", title="Export"),
 ]
 navigation = st.navigation(PAGES)
+ui.open_shared_view(PAGES, navigation)   # a shared link's view (the query parameter `view`), on the first run
 
 settings = load_settings(sys.argv[1:])
 st.sidebar.title("GTA Lens")
@@ -50,6 +51,7 @@ if video is not None and entries:
         truth = engine.ground_truth(str(video.path), video.path.stat().st_mtime_ns)
 query, top_k = ui.choose_query(results)
 st.session_state[ui.CONTEXT_KEY] = ui.Context(video, truth, results, errors, query, top_k)
+ui.share_in_url(video, entries, query, navigation)
 try:
     navigation.run()
 except Exception as error:  # noqa: BLE001 - st.stop() is a BaseException and passes through

@@ -11,7 +11,7 @@ import streamlit as st
 
 from gta_core import CheckpointError
 from gta_core.video import VideoError
-from gta_core.views import block_kind
+from gta_core.views import block_kind, dataset_label
 
 from . import engine
 from .settings import VIDEO_SUFFIXES, Settings, checkpoint_folders, list_videos
@@ -50,13 +50,62 @@ def plain_error(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+# --------------------------------------------------------------------------- the URL: a link opens the same figure
+# ?source=Bundled&video=<file>&models=<folder>&models=<folder>&view=<page>&block=res3.1&t=4&y=50&x=50
+# Every run writes the choices into st.query_params; the sidebar's widgets take their first value from
+# it, so a link a researcher sends opens on the same video, checkpoints, view and query. Values that no
+# longer exist (a renamed file, a missing checkpoint) fall back to the defaults. An upload is not shared.
+URL_OPENED_KEY = "gta_lens_url_view_opened"
+
+
+def from_url(name: str, many: bool = False):
+    """A value from the page's URL (a list when `many`), or None."""
+    if name not in st.query_params:
+        return None
+    return st.query_params.get_all(name) if many else st.query_params.get(name)
+
+
+def _url_int(name: str, low: int, high: int) -> int | None:
+    value = from_url(name)
+    return int(value) if value is not None and value.isdigit() and low <= int(value) <= high else None
+
+
+def open_shared_view(pages: list, current) -> None:
+    """On a session's first run, switch to the view a shared link names (`view=<page url path>`)."""
+    if st.session_state.get(URL_OPENED_KEY):
+        return
+    st.session_state[URL_OPENED_KEY] = True
+    wanted = next((page for page in pages if page.url_path == from_url("view")), None)
+    if wanted is not None and wanted.url_path != current.url_path:
+        # switch_page clears the URL's parameters unless they are passed on
+        st.switch_page(wanted, query_params={k: st.query_params.get_all(k) for k in st.query_params})
+
+
+def share_in_url(video: engine.VideoChoice | None, entries: list, query: Query | None, page) -> None:
+    source = st.session_state.get("video_source")
+    params: dict = {"source": source} if source else {}
+    if video is not None and source != "Upload":
+        params["video"] = st.session_state.get(f"video_{source}")
+    params["models"] = [entry.name for entry in entries]
+    params["view"] = page.url_path
+    if query is not None:
+        params.update(block=query.block, t=str(query.t), y=str(int(query.fy * 100)), x=str(int(query.fx * 100)))
+    params = {k: v for k, v in params.items() if v not in (None, "", [])}   # the default view has path ""
+    as_lists = {k: v if isinstance(v, list) else [v] for k, v in params.items()}
+    if {k: st.query_params.get_all(k) for k in st.query_params} != as_lists:   # write only what changed
+        st.query_params.from_dict(params)
+
+
 # --------------------------------------------------------------------------- sidebar: inputs
 
 
 def choose_video(settings: Settings) -> engine.VideoChoice | None:
     st.sidebar.subheader("Video")
     sources = [s for s in SOURCES if s != "Folder" or settings.video_folders]
-    source = st.sidebar.radio("Source", sources, horizontal=True, key="video_source")
+    shared = from_url("source")
+    source = st.sidebar.radio(
+        "Source", sources, index=sources.index(shared) if shared in sources else 0, horizontal=True, key="video_source",
+    )
     try:
         if source == "Upload":
             upload = st.sidebar.file_uploader(
@@ -77,7 +126,8 @@ def choose_video(settings: Settings) -> engine.VideoChoice | None:
         # The demo models are trained on the temporal set: prefer one of its clips.
         labelled = [i for i, path in enumerate(by_label.values()) if engine.ground_truth(str(path), path.stat().st_mtime_ns)]
         labelled.sort(key=lambda i: DEFAULT_VIDEO_HINT not in list(by_label)[i])
-        label = st.sidebar.selectbox("File", list(by_label), index=labelled[0] if labelled else 0, key=f"video_{source}")
+        index = list(by_label).index(from_url("video")) if from_url("video") in by_label else (labelled or [0])[0]
+        label = st.sidebar.selectbox("File", list(by_label), index=index, key=f"video_{source}")
         return engine.video_from_file(by_label[label], trusted=source == "Bundled")
     except (OSError, VideoError) as error:
         st.sidebar.error(plain_error(error))
@@ -92,7 +142,10 @@ def choose_checkpoints(settings: Settings) -> list[engine.CheckpointEntry]:
         st.sidebar.warning(f"No checkpoints in {roots}.")
         return []
     by_label = {entry.description: entry for entry in entries}
-    preferred = [label for name in DEFAULT_CHECKPOINTS for label, e in by_label.items() if e.name == name]
+    shared = [label for name in from_url("models", many=True) or [] for label, e in by_label.items() if e.name == name]
+    preferred = shared[:MAX_MODELS] or [
+        label for name in DEFAULT_CHECKPOINTS for label, e in by_label.items() if e.name == name
+    ]
     chosen = st.sidebar.multiselect(
         "Models (1–4)", list(by_label), default=preferred or list(by_label)[:3], max_selections=MAX_MODELS,
         key="checkpoints",
@@ -146,6 +199,32 @@ def run_models(
 # --------------------------------------------------------------------------- sidebar: query point
 
 
+QUERY_KEY = "gta_lens_query"   # the query the person chose: {"block", "t", "y", "x"} (y, x in % of the crop)
+QUERY_WIDGETS = {"block": "q_block", "t": "q_t", "y": "q_y", "x": "q_x"}
+
+
+def query_state() -> dict:
+    """The chosen query, kept outside the widgets' state.
+
+    Streamlit drops a widget's state on a run that does not draw it (e.g. while
+    an upload is pending), and the browser then re-mounts the slider at its
+    default: the query jumped to (0 %, 0 %) and, for a run, the sidebar and the
+    figures disagreed. Every run writes this state into the widgets' keys
+    before they are drawn (so the browser always shows what the figures use),
+    and the widgets' callbacks write changes back.
+    """
+    if QUERY_KEY not in st.session_state:   # a new session: from a shared link, else the centre of the middle frame
+        y, x = _url_int("y", 0, 99), _url_int("x", 0, 99)
+        st.session_state[QUERY_KEY] = {
+            "block": from_url("block"), "t": _url_int("t", 0, 10_000), "y": 50 if y is None else y, "x": 50 if x is None else x,
+        }
+    return st.session_state[QUERY_KEY]
+
+
+def _keep_query(field: str) -> None:
+    query_state()[field] = st.session_state[QUERY_WIDGETS[field]]
+
+
 def choose_query(results: list[engine.ModelResult]) -> tuple[Query | None, int]:
     st.sidebar.subheader("Query point")
     top_k = st.sidebar.slider("Top-k", 1, 10, 5, key="top_k")
@@ -156,17 +235,21 @@ def choose_query(results: list[engine.ModelResult]) -> tuple[Query | None, int]:
         st.sidebar.info("The chosen models have no attention blocks.")
         return None, top_k
     frames = min(r.frames.shape[0] for r in results)
-    # Defaults go into session_state before the widgets exist (the picker callback writes q_y, q_x).
-    state = st.session_state
-    if state.get("q_block") not in blocks:
-        state["q_block"] = blocks[0]
-    state["q_t"] = min(state.get("q_t", frames // 2), frames - 1)
-    state.setdefault("q_y", 50)
-    state.setdefault("q_x", 50)
-    block = st.sidebar.selectbox("Block", blocks, key="q_block", help="an inserted attention block (stage.index)")
-    t = st.sidebar.slider("Frame t", 0, frames - 1, key="q_t")
-    y = st.sidebar.slider("y (% of height)", 0, 99, key="q_y")
-    x = st.sidebar.slider("x (% of width)", 0, 99, key="q_x")
+    # The kept query, fitted to these models (another video or checkpoint may have fewer frames or other
+    # blocks); (y, x) are relative, so they carry over unchanged.
+    kept = query_state()
+    if kept["block"] not in blocks:
+        kept["block"] = blocks[0]
+    kept["t"] = frames // 2 if kept["t"] is None else min(max(int(kept["t"]), 0), frames - 1)
+    for field, key in QUERY_WIDGETS.items():
+        st.session_state[key] = kept[field]
+    block = st.sidebar.selectbox(
+        "Block", blocks, key="q_block", on_change=_keep_query, args=("block",),
+        help="an inserted attention block (stage.index)",
+    )
+    t = st.sidebar.slider("Frame t", 0, frames - 1, key="q_t", on_change=_keep_query, args=("t",))
+    y = st.sidebar.slider("y (% of height)", 0, 99, key="q_y", on_change=_keep_query, args=("y",))
+    x = st.sidebar.slider("x (% of width)", 0, 99, key="q_x", on_change=_keep_query, args=("x",))
     st.sidebar.caption("Or click on the frame in the Query point view.")
     return Query(block, t, (y + 0.5) / 100, (x + 0.5) / 100), top_k
 
@@ -185,8 +268,7 @@ def on_pick() -> None:
         fy, fx = (float(points[0]["y"]) + 0.5) / size, (float(points[0]["x"]) + 0.5) / size
     except (KeyError, TypeError, ValueError):
         return
-    st.session_state["q_y"] = min(99, max(0, int(fy * 100)))
-    st.session_state["q_x"] = min(99, max(0, int(fx * 100)))
+    query_state().update(y=min(99, max(0, int(fy * 100))), x=min(99, max(0, int(fx * 100))))
 
 
 # --------------------------------------------------------------------------- views
@@ -217,8 +299,10 @@ def page_context(title: str, caption: str, needs_query: bool = True) -> Context:
 
 def model_header(result: engine.ModelResult) -> None:
     kinds = sorted({block_kind(r) for r in result.capture.records.values()}) or ["no attention block"]
-    dataset = result.config.dataset.get("name") or "unknown dataset"
-    st.markdown(f"**{result.name}**  \n{result.config.model_name or 'custom'} · {', '.join(kinds)} · {dataset}")
+    st.markdown(
+        f"**{result.name}**  \n{result.config.model_name or 'custom'} · {', '.join(kinds)}  \n"
+        f"trained on {dataset_label(result.config.dataset)}"
+    )
     if engine.is_random(result.config):
         st.caption(":orange[random weights: a stand-in until trained checkpoints are shipped]")
 
@@ -237,9 +321,23 @@ def model_columns(results: list[engine.ModelResult]):
     return zip(st.columns(len(results)), results)
 
 
-def block_columns(ctx: Context):
-    """One column per model, headed; yields (index, result, record of the query's block) inside the column."""
-    for index, (column, result) in enumerate(model_columns(ctx.results)):
+ALL_MODELS = "all, side by side"
+
+
+def shown_results(ctx: Context, key: str) -> list[engine.ModelResult]:
+    """For views with many frames per model: every model side by side, or one alone at full width,
+    so that its frames are legible (4 models × 8 frames leave ~25 px per frame)."""
+    if len(ctx.results) < 2:
+        return ctx.results
+    names = [r.name for r in ctx.results]
+    choice = st.radio("Models", [ALL_MODELS, *names], horizontal=True, key=key)
+    return ctx.results if choice == ALL_MODELS else [ctx.results[names.index(choice)]]
+
+
+def block_columns(ctx: Context, results: list[engine.ModelResult] | None = None):
+    """One column per model (default: all), headed; yields (index, result, record of the query's block)
+    inside the column."""
+    for index, (column, result) in enumerate(model_columns(ctx.results if results is None else results)):
         with column:
             model_header(result)
             record = record_for(result, ctx.query)

@@ -14,8 +14,10 @@ feature grids: on a block with grid (H, W) the query cell is
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -201,3 +203,64 @@ def region_view(record, batch: int = 0) -> RegionView | None:
         order=record.regions_by_strength(batch),
         strength=record.region_strength[batch].numpy(),
     )
+
+
+# --------------------------------------------------------------------------- is the video from the training set?
+
+
+def prediction_entropy(probs: np.ndarray) -> tuple[float, float]:
+    """(H in nats, H / log C): 0 for a one-hot prediction, 1 for a uniform one over C classes."""
+    p = np.asarray(probs, dtype=np.float64)
+    p = p[p > 0]
+    nats = float(-(p * np.log(p)).sum()) + 0.0      # + 0.0: no -0.0 for a one-hot prediction
+    classes = np.asarray(probs).size
+    return nats, (nats / math.log(classes) if classes > 1 else 0.0)
+
+
+def video_origin(path) -> dict | None:
+    """{"name": "synthetic", "variant"} for a clip listed in a synthetic generator's manifest.json
+    beside it (the bundled clips, assets/synth), else None: where the video comes from is not known."""
+    manifest = Path(path).parent / "manifest.json"
+    try:
+        rows = json.loads(manifest.read_text(encoding="utf-8")).get("videos", []) if manifest.is_file() else []
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return None
+    for row in rows:
+        if isinstance(row, dict) and row.get("file") == Path(path).name and isinstance(row.get("variant"), str):
+            return {"name": "synthetic", "variant": row["variant"]}
+    return None
+
+
+@dataclass(frozen=True)
+class DomainCheck:
+    trained_on: str            # the checkpoint's dataset, "name · variant"
+    in_domain: bool            # the video is known to come from that dataset
+    reason: str                # why (or why not), one clause
+
+
+def dataset_label(dataset: dict) -> str:
+    """A checkpoint's training set as one line, "name · variant" (e.g. synthetic (SSv2 layout) · temporal)."""
+    name, variant = dataset.get("name") or "unknown dataset", dataset.get("variant")
+    return f"{name} · {variant}" if variant else name
+
+
+def domain_check(dataset: dict, video_path) -> DomainCheck:
+    """Is the video from the dataset the checkpoint was trained on (config.json's `dataset`)?
+
+    Known only when the video lies under the dataset's recorded root, or when it is
+    a bundled synthetic clip and the checkpoint was trained on the synthetic set of
+    the same variant. Anything else (an upload, a real clip, a Kinetics checkpoint
+    on a synthetic clip) counts as out of domain: the probabilities are not
+    calibrated there, however confident they look.
+    """
+    name, variant = dataset.get("name") or "unknown dataset", dataset.get("variant")
+    trained_on = dataset_label(dataset)
+    root = dataset.get("root")
+    if root and Path(root).is_dir() and Path(root).resolve() in Path(video_path).resolve().parents:
+        return DomainCheck(trained_on, True, f"the video lies under the training set's root {root}")
+    origin = video_origin(video_path)
+    if origin is None:
+        return DomainCheck(trained_on, False, "the video's source is not known to be that dataset")
+    seen = f"{origin['name']} · {origin['variant']}"
+    same = name.lower().startswith(origin["name"]) and variant == origin["variant"]
+    return DomainCheck(trained_on, same, f"the video is a {seen} clip")

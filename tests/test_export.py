@@ -87,7 +87,7 @@ def test_exported_pngs_are_non_empty_images_of_the_figure_size(exported):
     # Width: plotly's default 700 (the builders set none); height: the builder's layout.height.
     assert sizes["predictions/topk_tiny_gta.png"] == (60 + 28 * 4, 700, 3)        # top-k of 4 classes
     assert sizes["temporal/res3.1_tiny_gta_mean_M__P.png"] == (320, 700, 3)
-    assert sizes["temporal/res3.1_tiny_gta_M__P_heads.png"] == (40 + 4 * 90, 700, 3)  # G = 4 groups
+    assert sizes["temporal/res3.1_tiny_gta_M__P_heads.png"] == (84 + 4 * 110, 700, 3)  # G = 4 groups, with axes
     assert sizes["order/order_probe.png"] == (340, 700, 3)
     assert all(shape[1] == 700 for shape in sizes.values())
 

@@ -16,7 +16,9 @@ steps = controls[0].select_slider("IG steps", [4, 8, 16, 32, 64], value=32, key=
 fill = controls[1].radio("Occlusion fill", ["neighbours", "mean"], horizontal=True, key="occlusion_fill")
 use_predicted = controls[2].toggle("Predicted class", value=True, key="attr_predicted")
 decoder = interpret_engine.decoder_or_stop(ctx.video)
-for index, (column, result) in enumerate(ui.model_columns(ctx.results)):
+shown = ui.shown_results(ctx, "attr_models")
+per_row = 8 if len(shown) == 1 else 4       # one model alone: every frame in one full-width row
+for index, (column, result) in enumerate(ui.model_columns(shown)):
     with column:
         ui.model_header(result)
         names = result.config.class_names
@@ -35,8 +37,8 @@ for index, (column, result) in enumerate(ui.model_columns(ctx.results)):
             f"class **{names[ig.target]}** · logit {ig.score:.3f} (baseline {ig.baseline_score:.3f}) · "
             f"IG completeness gap {ig.delta:+.2e}"
         )
-        ui.chart(attribution_strip_figure(result.frames, ig, per_row=4), key=f"ig_{index}")
-        ui.chart(attribution_strip_figure(result.frames, cam, per_row=4), key=f"cam_{index}")
+        ui.chart(attribution_strip_figure(result.frames, ig, per_row=per_row), key=f"ig_{index}")
+        ui.chart(attribution_strip_figure(result.frames, cam, per_row=per_row), key=f"cam_{index}")
         ui.chart(
             temporal_importance_figure(attribution_curves(ig, cam), "share of |attribution| per frame"),
             key=f"curves_{index}",

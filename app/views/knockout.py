@@ -31,13 +31,14 @@ for index, (column, result) in enumerate(ui.model_columns(ctx.results)):
         labels = [r.component.label for r in results]
         chosen = results[labels.index(st.selectbox("Inspect", labels, key=f"knockout_pick_{index}"))]
         rows = sorted(range(len(names)), key=lambda k: -chosen.logits[k])[:5]
-        st.dataframe(
+        st.dataframe(   # the numbers first: a long class name would push them out of a narrow column
             {
-                "class": [names[k] for k in rows],
                 "logit": [round(float(chosen.logits[k]), 4) for k in rows],
                 "knocked out": [round(float(chosen.knocked_logits[k]), 4) for k in rows],
                 "Δ": [round(float(chosen.delta[k]), 4) for k in rows],
+                "class": [names[k] for k in rows],
             },
+            hide_index=True,
         )
         if chosen.top1_after != target:
             st.warning(f"top-1 becomes **{names[chosen.top1_after]}**")

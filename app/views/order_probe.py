@@ -31,12 +31,11 @@ for index, (column, result) in enumerate(ui.model_columns(ctx.results)):
     with column:
         ui.model_header(result)
         names = result.config.class_names
-        for row, order in enumerate(ORDERS):
-            top1 = names[probe.top1[row]]
-            delta = None if row == 0 else f"{probe.score_change(order):+.4f} logit"
-            st.metric(order, top1, delta, delta_color="off")
+        for row, order in enumerate(ORDERS):   # the whole class name (a metric would cut it)
+            st.markdown(f"**{order}**: {names[probe.top1[row]]}")
             if row:
+                changed = "top-1 changed" if probe.top1_changed(order) else "same top-1"
                 st.caption(
-                    f"max |Δ logit| over classes {probe.max_logit_change(order):.2e}"
-                    + (" · top-1 changed" if probe.top1_changed(order) else " · same top-1")
+                    f"{probe.score_change(order):+.4f} logit of the original top-1 · "
+                    f"max |Δ logit| over classes {probe.max_logit_change(order):.2e} · {changed}"
                 )

@@ -3,7 +3,7 @@ import streamlit as st
 
 from app import ui
 from app.figures import frame_strip_figure, topk_figure
-from gta_core.views import top_k
+from gta_core.views import domain_check, prediction_entropy, top_k
 
 ctx = ui.page_context(
     "Predictions", "Top-k classes of every model on the same clip; the true class in green.", needs_query=False
@@ -13,6 +13,16 @@ for index, (column, result) in enumerate(ui.model_columns(ctx.results)):
     with column:
         ui.model_header(result)
         names = result.config.class_names
+        check = domain_check(result.config.dataset, ctx.video.path)
+        nats, fraction = prediction_entropy(result.probs)
+        entropy = f"entropy {nats:.2f} nats ({fraction:.0%} of the maximum, log {len(names)})"
+        if check.in_domain:
+            st.caption(f"In domain: {check.reason} · {entropy}")
+        else:
+            st.warning(
+                f"Out of domain: this model was trained on {check.trained_on}; {check.reason}. Its probabilities "
+                f"are not calibrated here, however high the top bar: {entropy}."
+            )
         ui.chart(topk_figure(top_k(result.probs, names, ctx.top_k), ctx.truth), key=f"topk_{index}")
         if ctx.truth is not None:
             if ctx.truth in names:

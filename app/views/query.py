@@ -11,6 +11,8 @@ ctx = ui.page_context(
     "DNL and GTA attend in space inside the query frame, then along time at the query position.",
 )
 query = ctx.query
+shown = ui.shown_results(ctx, "query_models")
+per_row = 8 if len(shown) == 1 else 4       # one model alone: every frame in one full-width row
 picker_column, info_column = st.columns([1, 2])
 with picker_column:
     frame = ctx.results[0].frames[query.t]
@@ -22,11 +24,11 @@ with picker_column:
 with info_column:
     st.markdown(
         f"Query: block **{query.block}**, frame **t = {query.t}**, "
-        f"y = {query.fy:.0%}, x = {query.fx:.0%} of the frame (red cross)."
+        f"y = {int(query.fy * 100)}%, x = {int(query.fx * 100)}% of the frame (red cross, as in the sidebar)."
     )
     st.caption(f"The clicked frame is {ctx.results[0].name}'s crop; every model maps the same relative position.")
 
-for index, result, record in ui.block_columns(ctx):
+for index, result, record in ui.block_columns(ctx, shown):
     view = query_view(record, query.t, query.fy, query.fx)
     st.caption(
         f"{view.kind} · query cell {view.cell} on the {view.grid[0]}×{view.grid[1]} feature grid"
@@ -34,7 +36,7 @@ for index, result, record in ui.block_columns(ctx):
     )
     if view.spacetime is not None:
         ui.chart(
-            spacetime_figure(result.frames, view.spacetime, query.t, query.fy, query.fx, 4, view.key_extents),
+            spacetime_figure(result.frames, view.spacetime, query.t, query.fy, query.fx, per_row, view.key_extents),
             key=f"nl_{index}",
         )
     if view.spatial is not None:

@@ -5,24 +5,28 @@ from app import ui
 from app.figures import regions_figure
 from gta_core.views import region_view
 
+CELL = 140   # pixels per frame: one model at a time, full width, so every frame's map is legible
+
 ctx = ui.page_context(
     "Regions",
     "Region GTA pools the pixels of each frame into K soft regions (G_R(t) = W_G X(t)ᵀ) and runs GTA per region. "
-    "Rows: regions, strongest first (mean norm of the region's GTA output); columns: frames.",
+    "Rows: the picked region, then the strongest others (mean norm of the region's GTA output); columns: frames. "
+    "Each row has its own colour bar unless one scale is shared.",
 )
 query = ctx.query
-shown = st.slider("Strongest regions shown", 1, 8, 3, key="regions_shown")
-for index, result, record in ui.block_columns(ctx):
-    view = region_view(record)
-    if view is None:
-        st.info(f"Block {query.block} has no Region GTA.")
-        continue
-    labels = {
-        f"region {k} (rank {rank + 1}, strength {view.strength[k]:.3f})": k for rank, k in enumerate(view.order)
-    }
-    region = labels[st.selectbox("Region", list(labels), key=f"region_{index}")]
-    st.caption(f"{view.maps.shape[1]} regions on the {view.maps.shape[2]}×{view.maps.shape[3]} grid of {query.block}")
-    ui.chart(regions_figure(result.frames, view.maps, [region], view.strength), key=f"region_fig_{index}")
-    ui.chart(
-        regions_figure(result.frames, view.maps, view.order[:shown], view.strength), key=f"regions_top_{index}"
-    )
+views = {r.name: (r, v) for r in ctx.results if (v := region_view(r.capture.records.get(query.block))) is not None}
+if not views:
+    st.info(f"None of the chosen models has Region GTA in block {query.block}.")
+    st.stop()
+controls = st.columns([2, 1, 1])
+name = controls[0].radio("Model", list(views), horizontal=True, key="regions_model")
+shown = controls[1].slider("Strongest regions shown", 1, 8, 3, key="regions_shown")
+shared = controls[2].toggle("One colour scale", key="regions_shared", help="one scale and bar for every row")
+result, view = views[name]
+ui.model_header(result)
+labels = {f"region {k} (rank {rank + 1}, strength {view.strength[k]:.3f})": k for rank, k in enumerate(view.order)}
+region = labels[st.selectbox("Region", list(labels), key="region_pick")]
+st.caption(f"{view.maps.shape[1]} regions on the {view.maps.shape[2]}×{view.maps.shape[3]} grid of {query.block}")
+rows = [region] + [k for k in view.order[:shown] if k != region]      # the picked region once, on top
+figure = regions_figure(result.frames, view.maps, rows, view.strength, shared_scale=shared, cell=CELL)
+ui.chart(figure, key="regions_fig")

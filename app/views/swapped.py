@@ -11,7 +11,7 @@ ctx = ui.page_context(
     "(inference only). NL models show their space-time row for the same query, as in the figure's first row.",
 )
 query = ctx.query
-st.markdown(f"Query: block **{query.block}**, frame **t = {query.t}**, y = {query.fy:.0%}, x = {query.fx:.0%}.")
+st.markdown(f"Query: block **{query.block}**, frame **t = {query.t}**, y = {int(query.fy * 100)}%, x = {int(query.fx * 100)}%.")
 for index, result, record in ui.block_columns(ctx):
     if record.kind == "nl":
         view = query_view(record, query.t, query.fy, query.fx)

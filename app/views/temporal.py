@@ -4,7 +4,7 @@ import streamlit as st
 from app import engine, ui
 from app.figures import difference_figure, head_grid_figure, matrix_figure
 from gta_core.matrices import correlation, difference_is_meaningful, relative_change, reproducible_seed
-from gta_core.views import comparison_matrices, gta_head_matrices, temporal_matrices
+from gta_core.views import comparison_matrices, dataset_label, gta_head_matrices, temporal_matrices
 
 ctx = ui.page_context(
     "Temporal attention",
@@ -100,10 +100,10 @@ label_b = pick_b.selectbox("B", labels, index=labels.index(second), key="compare
 shared = (float(min(a.min(), b.min())), float(max(a.max(), b.max())))
 col_a, col_b, col_diff = st.columns(3)
 with col_a:
-    st.caption(f"A: dataset {result_a.config.dataset.get('name') or '?'}")
+    st.caption(f"A: {result_a.name} · {dataset_label(result_a.config.dataset)}")
     ui.chart(matrix_figure(a, "A", zrange=shared), key="compare_fig_a")
 with col_b:
-    st.caption(f"B: dataset {result_b.config.dataset.get('name') or '?'}")
+    st.caption(f"B: {result_b.name} · {dataset_label(result_b.config.dataset)}")
     ui.chart(matrix_figure(b, "B", zrange=shared), key="compare_fig_b")
 with col_diff:
     if a.shape != b.shape:

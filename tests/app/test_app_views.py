@@ -68,6 +68,22 @@ def test_query_point_figures_and_no_rerun(app):
     assert any("t = 2" in m.value and "res4.1" in m.value for m in at.markdown)
 
 
+def test_query_point_one_model_at_full_width(app):
+    """Issue 10.5: a heavy view can show one model alone, its frames in one full-width row."""
+    at = choose(app.run(), THREE)
+    at.switch_page("views/query.py").run()
+    selector = at.radio(key="query_models")
+    assert selector.options == ["all, side by side", *THREE]
+    selector.set_value("a_nl").run()
+    assert_clean(at)
+    figs = figures(at)
+    assert sorted(figs) == ["nl_0", "picker"]
+    layout = figs["nl_0"]["layout"]
+    rows = {tuple(layout[f"yaxis{'' if k == 0 else k + 1}"]["domain"]) for k in range(T)}
+    assert len(rows) == 1                                                # all T frames in one row
+    assert len(traces(figs["nl_0"], "image")) == T
+
+
 def test_temporal_matrices_and_comparison(app):
     at = choose(app.run(), ["b_dnl", "c_gta", "d_gta_appearance"])
     at.switch_page("views/temporal.py").run()
@@ -119,19 +135,43 @@ def test_regions_strongest_first_and_selector(app):
     at = choose(app.run(), ["c_gta"])
     at.switch_page("views/regions.py").run()
     assert_clean(at)
-    selector = at.selectbox(key="region_0")
+    selector = at.selectbox(key="region_pick")
     strengths = [float(o.rsplit("strength ", 1)[1].rstrip(")")) for o in selector.options]
     assert len(strengths) == 4                                           # K = C/8 = 32/8 at res3 of the demo
     assert strengths == sorted(strengths, reverse=True)
     at.slider(key="regions_shown").set_value(2).run()
     figs = figures(at)
-    assert len(traces(figs["regions_top_0"], "image")) == 2 * T
-    maps = [array(h["z"]) for h in traces(figs["regions_top_0"], "heatmap")]
+    assert len(traces(figs["regions_fig"], "image")) == 2 * T
+    maps = [array(h["z"]) for h in traces(figs["regions_fig"], "heatmap")]
     assert all(m.shape == (14, 14) and np.isclose(m.sum(), 1.0, atol=1e-4) for m in maps)
-    second = selector.options[1]
-    selector.set_value(second).run()
-    region = second.split()[1]
-    assert any(a["text"].startswith(f"region {region}") for a in figures(at)["region_fig_0"]["layout"]["annotations"])
+    at.slider(key="regions_shown").set_value(1).run()
+    third = selector.options[2]
+    at.selectbox(key="region_pick").set_value(third).run()
+    rows = [a["text"] for a in figures(at)["regions_fig"]["layout"]["annotations"] if a["text"].startswith("region")]
+    assert rows[0].startswith(f"region {third.split()[1]}<br>") and len(rows) == 2   # the picked one, then the strongest
+
+
+def test_regions_one_model_at_a_time_legible_with_colour_bars(app):
+    """Issue 10.5: not 4 models × 8 frames of ~25 px: a model selector, one full-width figure, big cells,
+    no repeated row, a colour bar per row (or one shared, toggled)."""
+    at = choose(app.run(), ["c_gta", "d_gta_appearance", "a_nl"])
+    at.switch_page("views/regions.py").run()
+    assert_clean(at)
+    assert at.radio(key="regions_model").options == ["c_gta", "d_gta_appearance"]   # NL has no regions
+    figs = figures(at)
+    assert list(figs) == ["regions_fig"]
+    figure = figs["regions_fig"]
+    rows = [a["text"] for a in figure["layout"]["annotations"] if a["text"].startswith("region")]
+    assert len(rows) == 3 == len(set(rows))                              # default 3 strongest, the picked one once
+    assert figure["layout"]["height"] >= 3 * 140                         # ≥ 140 px per frame row
+    bars = [t for t in figure["data"] if (t.get("marker") or {}).get("showscale")]
+    assert len(bars) == 3 and len({(b["marker"]["cmin"], b["marker"]["cmax"]) for b in bars}) == 3
+    at.toggle(key="regions_shared").set_value(True).run()
+    bars = [t for t in figures(at)["regions_fig"]["data"] if (t.get("marker") or {}).get("showscale")]
+    assert len(bars) == 1
+    at.radio(key="regions_model").set_value("d_gta_appearance").run()
+    assert_clean(at)
+    assert any(m.value.startswith("**d_gta_appearance**") for m in at.markdown)
 
 
 def test_swapped_attention_differs_from_dnl(app):

@@ -43,7 +43,7 @@ VIEWS = [  # (navigation label, screenshot name, figures expected with CHECKPOIN
     ("Predictions", "predictions", 8),        # frame strip + top-k per model
     ("Query point", "query", 8),              # picker + NL 1 + DNL 2 + GTA 2 + GTA 2
     ("Temporal attention", "temporal", 16),   # DNL 1 + GTA 6 + GTA 6 (M̂ and M̂ − M̂₀) + A / B / A − B
-    ("Regions", "regions", 4),                # 2 per GTA
+    ("Regions", "regions", 1),                # one model at a time (a selector), full width
     ("Swapped attention", "swapped", 2),      # DNL only
 ]
 TIMEOUT_MS = 60_000
@@ -124,6 +124,7 @@ def test_every_view_in_a_real_browser(app_url):
                     _wait_for_figures(page, count)
                 page.wait_for_timeout(500)  # let plotly finish its transitions before the picture
                 page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+            _upload_keeps_the_query(page, (25, 75))
         finally:
             browser.close()
     for _, name, _ in VIEWS:
@@ -144,3 +145,50 @@ def _pick_query_point(page) -> None:
     text = caption.inner_text()
     y, x = (int(v) for v in re.search(r"y = (\d+)%, x = (\d+)%", text).groups())
     assert abs(y - 25) <= 4 and abs(x - 75) <= 4, text
+
+
+UPLOAD = ROOT / "assets/real/big_buck_bunny_720p.mp4"
+QUERY_FIGURES = 8   # the query view's figure count with CHECKPOINTS (see VIEWS)
+
+
+def _shown_query(page) -> dict[str, tuple[int, int]]:
+    """The query as the sidebar sliders, the caption and the picker's red cross show it: (y %, x %) each."""
+    sliders = tuple(
+        int(page.locator(f".st-key-{key} [data-testid='stSliderThumbValue']").inner_text()) for key in ("q_y", "q_x")
+    )
+    text = page.get_by_text(re.compile(r"^Query: block")).inner_text()
+    caption = tuple(int(v) for v in re.search(r"y = (\d+)%, x = (\d+)%", text).groups())
+    # The cross (last trace) in pixels of the shown crop; the crop's size from the picker's grid of
+    # clickable points (trace 1): 28×28 cell centres, so max − min spans 27/28 of it.
+    y_pixel, x_pixel, y_span, x_span = page.locator(".st-key-picker .js-plotly-plot").first.evaluate(
+        "plot => { const full = plot._fullData, cross = full[full.length - 1], grid = full[1];"
+        " const span = v => Math.max(...Array.from(v)) - Math.min(...Array.from(v));"
+        " return [cross.y[0], cross.x[0], span(grid.y), span(grid.x)]; }"
+    )
+    height, width = y_span * 28 / 27, x_span * 28 / 27
+    figure = (int((y_pixel + 0.5) / height * 100), int((x_pixel + 0.5) / width * 100))
+    return {"sliders": sliders, "caption": caption, "figure": figure}
+
+
+def _assert_query(page, expected: tuple[int, int], when: str) -> None:
+    shown = _shown_query(page)
+    assert shown["sliders"] == shown["caption"] == shown["figure"], (when, shown)   # sidebar and figures agree
+    assert all(abs(a - b) <= 4 for a, b in zip(shown["sliders"], expected)), (when, shown, expected)
+
+
+def _upload_keeps_the_query(page, expected: tuple[int, int]) -> None:
+    """Issue 10.4: the picked query survives an upload and the switch back, as a relative position."""
+    page.get_by_role("link", name="Query point", exact=True).click()
+    _wait_for_figures(page, QUERY_FIGURES)
+    _assert_query(page, expected, "before the upload")
+    sidebar = page.get_by_test_id("stSidebar")
+    sidebar.get_by_text("Upload", exact=True).click()
+    expect(sidebar.locator("input[type='file']")).to_have_count(1, timeout=TIMEOUT_MS)
+    sidebar.locator("input[type='file']").set_input_files(str(UPLOAD))
+    page.wait_for_timeout(1500)     # the upload starts a run; wait for it to begin
+    _wait_for_figures(page, QUERY_FIGURES)
+    _assert_query(page, expected, "after the upload")
+    sidebar.get_by_text("Bundled", exact=True).click()
+    page.wait_for_timeout(1500)
+    _wait_for_figures(page, QUERY_FIGURES)
+    _assert_query(page, expected, "back on a bundled video")

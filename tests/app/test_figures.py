@@ -116,3 +116,130 @@ def test_swapped_and_regions_figures():
     assert [a["text"] for a in regions["layout"]["annotations"] if a["text"].startswith("region")] == [
         "region 2<br>2.000", "region 0<br>0.000",
     ]
+
+
+def _axes(layout: dict, prefix: str) -> list[dict]:
+    return [axis for key, axis in sorted(layout.items()) if key.startswith(prefix)]
+
+
+def test_fig5_matrices_show_query_and_key_frame_axes():
+    """Issue 10.5: the T×T matrices have visible axes: titles, one tick per frame, row 0 on top."""
+    T = 8
+    layout = figures.matrix_figure(np.random.default_rng(0).random((T, T)), "M̂_P").to_plotly_json()["layout"]
+    x, y = layout["xaxis"], layout["yaxis"]
+    assert x.get("visible") is not False and y.get("visible") is not False
+    assert "key frame" in x["title"]["text"] and "query frame" in y["title"]["text"]
+    assert list(x["tickvals"]) == list(range(T)) == list(y["tickvals"]) and x["showticklabels"] and y["showticklabels"]
+    assert y["autorange"] == "reversed"
+    assert layout["margin"]["l"] >= 40 and layout["margin"]["b"] >= 40          # room for the titles
+
+    grid = figures.head_grid_figure(np.zeros((2, 3, T, T)), "M̂_P").to_plotly_json()["layout"]
+    xs, ys = _axes(grid, "xaxis"), _axes(grid, "yaxis")
+    assert len(xs) == len(ys) == 6
+    assert all(a.get("visible") is not False and list(a["tickvals"]) == list(range(T)) for a in xs + ys)
+    assert all(a["autorange"] == "reversed" for a in ys)
+    titled_x = [a for a in xs if "key frame" in (a.get("title") or {}).get("text", "")]
+    titled_y = [a for a in ys if "query frame" in (a.get("title") or {}).get("text", "")]
+    assert len(titled_x) == 3 and len(titled_y) == 2                            # bottom row, left column
+
+
+def test_per_frame_charts_without_a_query_frame_have_no_band():
+    """Issue 10.5: the red query-frame band only where there is a query frame."""
+    from app.interpret_figures import temporal_importance_figure
+
+    curves = {"Integrated Gradients": np.full(8, 1 / 8)}
+    assert not temporal_importance_figure(curves, "share").to_plotly_json()["layout"].get("shapes")
+    assert not figures.temporal_weights_figure(curves, None).to_plotly_json()["layout"].get("shapes")
+    band = figures.temporal_weights_figure(curves, 3).to_plotly_json()["layout"]["shapes"]
+    assert len(band) == 1 and (band[0]["x0"], band[0]["x1"]) == (2.5, 3.5)
+
+
+def _colour_bars(figure: dict) -> list[dict]:
+    return [t for t in figure["data"] if (t.get("marker") or {}).get("showscale")]
+
+
+def test_attribution_strips_are_labelled_with_a_colour_bar():
+    from app.interpret_figures import attribution_strip_figure
+    from gta_core.interpret import Attribution
+
+    frames = np.zeros((4, 16, 16, 3), np.uint8)
+    maps = np.random.default_rng(0).normal(size=(4, 16, 16)).astype(np.float32)
+    for method, name in (("integrated_gradients", "Integrated Gradients"), ("grad_cam", "Grad-CAM")):
+        attribution = Attribution(method, 0, 1.0, maps, maps.sum(axis=(1, 2)))
+        figure = attribution_strip_figure(frames, attribution, per_row=4).to_plotly_json()
+        assert name in figure["layout"]["title"]["text"]
+        bars = _colour_bars(figure)
+        shown = np.abs(maps) if method == "integrated_gradients" else np.maximum(maps, 0)
+        assert len(bars) == 1 and np.isclose(bars[0]["marker"]["cmax"], shown.max())
+        assert np.isclose(bars[0]["marker"]["cmin"], shown.min())
+
+
+def test_region_maps_have_their_own_colour_bars_legible_cells_and_no_repeated_row():
+    """Issue 10.5: a flat map and a peaked one must not look alike; cells big enough to read."""
+    T, K = 8, 3
+    frames = np.zeros((T, 112, 112, 3), np.uint8)
+    maps = np.full((T, K, 4, 4), 1 / 16, np.float32)                   # region 0 flat
+    maps[:, 1] = 0.0
+    maps[:, 1, 0, 0] = 1.0                                               # region 1 peaked
+    maps[:, 2] = np.linspace(0.01, 0.115, 16, dtype=np.float32).reshape(4, 4)
+    figure = figures.regions_figure(frames, maps, [1, 0, 1], cell=140).to_plotly_json()
+    rows = [a["text"] for a in figure["layout"]["annotations"] if a["text"].startswith("region")]
+    assert rows == ["region 1", "region 0"]                              # the repeated region drawn once
+    assert figure["layout"]["height"] >= 2 * 140
+    bars = _colour_bars(figure)
+    assert [(b["marker"]["cmin"], b["marker"]["cmax"]) for b in bars] == [(0.0, 1.0), (0.0625, 0.0625 + 1e-6)]
+    shared = figures.regions_figure(frames, maps, [1, 0, 2], shared_scale=True).to_plotly_json()
+    bars = _colour_bars(shared)
+    assert len(bars) == 1 and (bars[0]["marker"]["cmin"], bars[0]["marker"]["cmax"]) == (0.0, 1.0)
+
+
+def test_long_class_names_are_wrapped_not_cut():
+    long = "Pretending to put something next to something else entirely"
+    figure = figures.topk_figure([(0, long, 0.88), (1, "Covering something", 0.12)]).to_plotly_json()
+    bar = figure["data"][0]
+    labels = list(bar["y"])
+    assert all(len(line) <= figures.LABEL_WIDTH for label in labels for line in label.split("<br>"))
+    assert [label.replace("<br>", " ") for label in labels] == ["Covering something", long]
+    assert figure["layout"]["yaxis"]["automargin"] is True
+
+
+def test_order_probe_bars_carry_whole_class_names():
+    from app.interpret_figures import order_probe_figure
+    from gta_core.interpret import OrderProbe
+
+    names = ["Pretending to put something next to something else", "Covering something"]
+    logits = np.array([[2.0, 0.0], [0.0, 2.0], [2.0, 0.0]])
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    probe = OrderProbe({"original": [0, 1], "reversed": [1, 0], "shuffled": [0, 1]}, logits, probs, 0)
+    figure = order_probe_figure({"gta": probe}, {"gta": names}).to_plotly_json()
+    texts = [t["text"][0].replace("<br>", " ") for t in figure["data"]]
+    assert texts == [names[0], "≠ " + names[1], names[0]]
+
+
+def test_query_point_maps_have_colour_bars():
+    """Issue 10.5: a flat spatial map and a peaked one get different colour bars (the overlay alone is min-max)."""
+    frame = np.zeros((112, 112, 3), np.uint8)
+    flat, peaked = np.full((4, 4), 1 / 16, np.float32), np.zeros((4, 4), np.float32)
+    peaked[1, 2] = 1.0
+    ranges = []
+    for spatial in (flat, peaked):
+        bars = _colour_bars(figures.spatial_figure(frame, spatial, 0.5, 0.5, "spatial").to_plotly_json())
+        assert len(bars) == 1
+        ranges.append((bars[0]["marker"]["cmin"], bars[0]["marker"]["cmax"]))
+    assert ranges == [(0.0625, 0.0625 + 1e-6), (0.0, 1.0)]
+    row = np.random.default_rng(0).random((8, 4, 4)).astype(np.float32)
+    row /= row.sum()
+    frames = np.zeros((8, 112, 112, 3), np.uint8)
+    bars = _colour_bars(figures.spacetime_figure(frames, row, 2, 0.5, 0.5, per_row=4).to_plotly_json())
+    assert len(bars) == 1
+    assert np.isclose(bars[0]["marker"]["cmax"], row.max()) and np.isclose(bars[0]["marker"]["cmin"], row.min())
+
+
+def test_knockout_axis_names_the_whole_class():
+    from app.interpret_figures import knockout_figure
+    from gta_core.interpret import Component, KnockoutResult
+
+    name = "Pretending to put something next to something else entirely"
+    result = KnockoutResult(Component("res3.1", "block"), 0, np.array([2.0, 0.0]), np.array([1.0, 0.5]))
+    title = knockout_figure([result], name).to_plotly_json()["layout"]["xaxis"]["title"]["text"]
+    assert name in title.replace("<br>", " ")

@@ -54,6 +54,11 @@ def test_order_probe_view_nl_and_dnl_do_not_move(app):
     np.testing.assert_allclose(p[1:, :2], p[:1, :2].repeat(2, axis=0), atol=1e-6)   # NL, DNL: no change
     assert np.abs(p[1:, 2] - p[0, 2]).max() > 1e-6                                  # GTA moves
     assert sum("max |Δ logit|" in c.value for c in at.caption) == 6
+    # Issue 10.5: the top-1 class of every order in full (st.metric cut long names at the left).
+    assert not at.metric
+    names = at.session_state["gta_lens_context"].results[2].config.class_names
+    shown = [m.value for m in at.markdown if m.value.startswith(("**original**", "**reversed**", "**shuffled**"))]
+    assert len(shown) == 9 and all(any(name in line for name in names) for line in shown)
 
 
 def test_knockout_view_ranks_components(app):
@@ -68,6 +73,10 @@ def test_knockout_view_ranks_components(app):
     picker.set_value("res3.1 block").run()
     assert_clean(at)
     assert len(at.dataframe) == 1
+    # Issue 10.5: the numbers first, the (long) class name last, so a narrow column still shows them.
+    table = at.dataframe[0].value
+    assert list(table.columns) == ["logit", "knocked out", "Δ", "class"]
+    assert table["logit"].dtype.kind == "f" and len(table) == 5
 
 
 def test_export_view_offers_a_zip(app):
