@@ -19,9 +19,10 @@ from gta_core.matrices import (
     initial_matrices,
     invariant_summary,
     pair_correlations,
-
+    read_comparison,
     recorded_seed,
     relative_change,
+    within_across,
 )
 from gta_core.models import create_model, model_config
 from gta_core.train import TrainConfig, train
@@ -163,7 +164,7 @@ SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints"
 SHIPPED_GTA = ("temporal_r2d18_gta", "appearance_r2d18_gta")
 
 
-@pytest.mark.parametrize("name", SHIPPED_GTA)
+@pytest.mark.parametrize("name", SHIPPED_GTA + ("temporal_r2d18_gta_seed3", "appearance_r2d18_gta_seed4"))
 def test_shipped_gta_matrices_are_not_their_random_init(name):
     """Every M̂ of a shipped GTA has |corr| ≤ 0.3 with a fresh init of seeds 0-3 and of its recorded seed."""
     report = init_report(SHIPPED / name, seeds=(0, 1, 2, 3))
@@ -177,3 +178,16 @@ def test_shipped_temporal_and_appearance_gta_differ():
     assert recorded_seed(configs[0]) != recorded_seed(configs[1])
     raw = pair_correlations(*(SHIPPED / name for name in SHIPPED_GTA))
     assert len(raw) == 4 and max(abs(v) for v in raw.values()) <= 0.5, raw
+
+
+def test_shipped_within_dataset_agreement_beats_across():
+    """checkpoints/matrix_comparison.json (what the app's verdict reads) matches a fresh computation."""
+    comparison = read_comparison(SHIPPED)
+    groups = comparison["groups"]
+    assert groups == {"temporal": ["checkpoints/temporal_r2d18_gta", "checkpoints/temporal_r2d18_gta_seed3"],
+                      "appearance": ["checkpoints/appearance_r2d18_gta", "checkpoints/appearance_r2d18_gta_seed4"]}
+    fresh = within_across({name: [SHIPPED.parent / f for f in folders] for name, folders in groups.items()})
+    assert fresh["within"] == pytest.approx(comparison["within"], abs=1e-6)
+    assert fresh["across"] == pytest.approx(comparison["across"], abs=1e-6)
+    assert min(comparison["within"].values()) > comparison["across"]
+    assert difference_is_meaningful(comparison, "temporal", "appearance") is True
