@@ -188,6 +188,20 @@ def _upload_keeps_the_query(page, expected: tuple[int, int]) -> None:
     page.wait_for_timeout(1500)     # the upload starts a run; wait for it to begin
     _wait_for_figures(page, QUERY_FIGURES)
     _assert_query(page, expected, "after the upload")
+    for label, _, count in VIEWS:                      # every view on the uploaded real video
+        page.get_by_role("link", name=label, exact=True).click()
+        expect(page.get_by_test_id("stMain").get_by_role("heading", name=label)).to_be_visible(timeout=TIMEOUT_MS)
+        _wait_for_figures(page, count)
+        if label == "Predictions":                     # an upload is no model's training data
+            expect(page.get_by_test_id("stAlertContentWarning")).to_have_count(len(CHECKPOINTS), timeout=TIMEOUT_MS)
+            expect(page.get_by_test_id("stAlertContentWarning").first).to_contain_text("Out of domain")
+        if label == "Temporal attention":              # Fig. 5 matrices have their axes
+            plots = page.locator("[data-testid='stMain'] .js-plotly-plot")
+            assert plots.locator("text", has_text="query frame").count() > 0
+            assert plots.locator("text", has_text="key frame").count() > 0
+    page.get_by_role("link", name="Query point", exact=True).click()
+    _wait_for_figures(page, QUERY_FIGURES)
+    _assert_query(page, expected, "after every view on the upload")
     sidebar.get_by_text("Bundled", exact=True).click()
     page.wait_for_timeout(1500)
     _wait_for_figures(page, QUERY_FIGURES)
