@@ -12,9 +12,8 @@ writes, per video, DIR/<video stem>/ with
     attention.mp4          the attention overlays frame by frame, one column per model (H.264)
     summary.json           predictions, order probe, IG completeness, knockout scores as numbers
 
-The figures are built by the app's own pure builders (app/figures.py,
-app/interpret_figures.py) from `gta_core.views` / `gta_core.interpret`
-arrays, so an exported figure is the figure the app shows. Block views
+The figures are built by the pure builders the app uses (`gta_core.figures`)
+from `gta_core.views` / `gta_core.interpret` arrays, so an exported figure is the figure the app shows. Block views
 (query, temporal, regions, swapped) are drawn for every block, at the app's
 default query: the middle frame, the centre of the crop.
 
@@ -548,20 +547,9 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "figure"
 
 
-def _app_module(name: str):
-    """app.<name>, the app's pure figure builders (no Streamlit); found beside gta_core when not on sys.path."""
-    import importlib
-
-    root = str(Path(__file__).resolve().parents[1])
-    if root not in sys.path:
-        sys.path.append(root)
-    return importlib.import_module(f"app.{name}")
-
-
 def figure_entries(runs: list[ModelRun], order_probes: dict, top_k: int = 5) -> list[FigureEntry]:
     """Every view's figures for the runs, as the app draws them (default query: middle frame, centre)."""
-    F = _app_module("figures")
-    IF = _app_module("interpret_figures")
+    from . import figures as F
 
     from .views import gta_head_matrices, query_view, region_view, temporal_matrices, top_k as top_classes
 
@@ -607,19 +595,19 @@ def figure_entries(runs: list[ModelRun], order_probes: dict, top_k: int = 5) -> 
                                      t, fy, fx, view.key_extents))
         target_name = names[run.ig.target]
         add("attributions", f"ig_{m}", m, f"Integrated Gradients for “{target_name}” ({run.ig.steps} steps, "
-            f"Δ completeness {run.ig.delta:+.2e})", IF.attribution_strip_figure(run.frames, run.ig, per_row=4))
+            f"Δ completeness {run.ig.delta:+.2e})", F.attribution_strip_figure(run.frames, run.ig, per_row=4))
         add("attributions", f"gradcam_{m}", m, f"Grad-CAM (res5) for “{target_name}”",
-            IF.attribution_strip_figure(run.frames, run.cam, per_row=4))
+            F.attribution_strip_figure(run.frames, run.cam, per_row=4))
         add("attributions", f"curves_{m}", m, "temporal importance",
-            IF.temporal_importance_figure(IF.attribution_curves(run.ig, run.cam), "share of |attribution| per frame"))
-        add("attributions", f"occlusion_{m}", m, "frame occlusion", IF.occlusion_figure(run.occlusion))
+            F.temporal_importance_figure(F.attribution_curves(run.ig, run.cam), "share of |attribution| per frame"))
+        add("attributions", f"occlusion_{m}", m, "frame occlusion", F.occlusion_figure(run.occlusion))
         if run.knockouts:
             add("knockout", f"knockout_{m}", m, f"knockout: Δ logit of “{target_name}”",
-                IF.knockout_figure(run.knockouts, target_name))
+                F.knockout_figure(run.knockouts, target_name))
     if order_probes:
         class_names = {run.name: run.checkpoint.config.class_names for run in runs}
         add("order", "order_probe", None, "original / reversed / shuffled frames",
-            IF.order_probe_figure(order_probes, class_names))
+            F.order_probe_figure(order_probes, class_names))
     return entries
 
 
@@ -627,7 +615,7 @@ def overlay_frames(runs: list[ModelRun]) -> np.ndarray:
     """The MP4's frames: per sampled frame, one column per model (attention on top, Grad-CAM below)."""
     from .views import query_view
 
-    overlay = _app_module("figures").overlay
+    from .figures import overlay
 
     count = min(run.frames.shape[0] for run in runs)
     side = max(run.frames.shape[1] for run in runs)

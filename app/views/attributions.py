@@ -2,7 +2,7 @@
 import streamlit as st
 
 from app import interpret_engine, ui
-from app.interpret_figures import attribution_curves, attribution_strip_figure, occlusion_figure, temporal_importance_figure
+from gta_core.figures import attribution_curves, attribution_strip_figure, occlusion_figure, temporal_importance_figure
 
 ctx = ui.page_context(
     "Attributions",

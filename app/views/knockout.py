@@ -2,7 +2,7 @@
 import streamlit as st
 
 from app import interpret_engine, ui
-from app.interpret_figures import knockout_figure
+from gta_core.figures import knockout_figure
 
 ctx = ui.page_context(
     "Knockout",

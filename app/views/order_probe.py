@@ -2,7 +2,7 @@
 import streamlit as st
 
 from app import interpret_engine, ui
-from app.interpret_figures import order_probe_figure
+from gta_core.figures import order_probe_figure
 from gta_core.interpret import ORDERS
 
 ctx = ui.page_context(

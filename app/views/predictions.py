@@ -2,7 +2,7 @@
 import streamlit as st
 
 from app import ui
-from app.figures import frame_strip_figure, topk_figure
+from gta_core.figures import frame_strip_figure, topk_figure
 from gta_core.views import domain_check, prediction_entropy, top_k
 
 ctx = ui.page_context(

@@ -2,7 +2,7 @@
 import streamlit as st
 
 from app import ui
-from app.figures import picker_figure, spacetime_figure, spatial_figure, temporal_weights_figure
+from gta_core.figures import picker_figure, spacetime_figure, spatial_figure, temporal_weights_figure
 from gta_core.views import query_view
 
 ctx = ui.page_context(

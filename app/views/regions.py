@@ -2,7 +2,7 @@
 import streamlit as st
 
 from app import ui
-from app.figures import regions_figure
+from gta_core.figures import regions_figure
 from gta_core.views import region_view
 
 CELL = 140   # pixels per frame: one model at a time, full width, so every frame's map is legible

@@ -2,7 +2,7 @@
 import streamlit as st
 
 from app import ui
-from app.figures import spacetime_figure, swapped_figure
+from gta_core.figures import spacetime_figure, swapped_figure
 from gta_core.views import query_view
 
 ctx = ui.page_context(

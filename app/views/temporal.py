@@ -2,7 +2,7 @@
 import streamlit as st
 
 from app import engine, ui
-from app.figures import difference_figure, head_grid_figure, matrix_figure
+from gta_core.figures import difference_figure, head_grid_figure, matrix_figure
 from gta_core.matrices import correlation, difference_is_meaningful, relative_change, reproducible_seed
 from gta_core.views import comparison_matrices, dataset_label, gta_head_matrices, temporal_matrices
 

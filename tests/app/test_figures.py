@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from app import figures
+from gta_core import figures
 from gta_core import capture, create_model
 from gta_core.views import grid_cell, query_view, region_view, temporal_matrices
 from tests.app.conftest import array, traces
@@ -145,7 +145,7 @@ def test_fig5_matrices_show_query_and_key_frame_axes():
 
 def test_per_frame_charts_without_a_query_frame_have_no_band():
     """Issue 10.5: the red query-frame band only where there is a query frame."""
-    from app.interpret_figures import temporal_importance_figure
+    from gta_core.figures import temporal_importance_figure
 
     curves = {"Integrated Gradients": np.full(8, 1 / 8)}
     assert not temporal_importance_figure(curves, "share").to_plotly_json()["layout"].get("shapes")
@@ -159,7 +159,7 @@ def _colour_bars(figure: dict) -> list[dict]:
 
 
 def test_attribution_strips_are_labelled_with_a_colour_bar():
-    from app.interpret_figures import attribution_strip_figure
+    from gta_core.figures import attribution_strip_figure
     from gta_core.interpret import Attribution
 
     frames = np.zeros((4, 16, 16, 3), np.uint8)
@@ -198,13 +198,13 @@ def test_long_class_names_are_wrapped_not_cut():
     figure = figures.topk_figure([(0, long, 0.88), (1, "Covering something", 0.12)]).to_plotly_json()
     bar = figure["data"][0]
     labels = list(bar["y"])
-    assert all(len(line) <= figures.LABEL_WIDTH for label in labels for line in label.split("<br>"))
+    assert all(len(line) <= figures.attention.LABEL_WIDTH for label in labels for line in label.split("<br>"))
     assert [label.replace("<br>", " ") for label in labels] == ["Covering something", long]
     assert figure["layout"]["yaxis"]["automargin"] is True
 
 
 def test_order_probe_bars_carry_whole_class_names():
-    from app.interpret_figures import order_probe_figure
+    from gta_core.figures import order_probe_figure
     from gta_core.interpret import OrderProbe
 
     names = ["Pretending to put something next to something else", "Covering something"]
@@ -236,7 +236,7 @@ def test_query_point_maps_have_colour_bars():
 
 
 def test_knockout_axis_names_the_whole_class():
-    from app.interpret_figures import knockout_figure
+    from gta_core.figures import knockout_figure
     from gta_core.interpret import Component, KnockoutResult
 
     name = "Pretending to put something next to something else entirely"

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 import plotly.graph_objects as go
 
-from gta_core.views import KeyExtents
+from ..views import KeyExtents
 
 COLORMAP = cv2.COLORMAP_JET       # the paper's figures use a jet-like map
 OVERLAY_ALPHA = 0.5               # weight of the colour map over the frame

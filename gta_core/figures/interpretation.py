@@ -1,6 +1,6 @@
 """Pure figure builders for attributions, order probes and knockouts.
 
-Same rules as `app.figures` (whose overlay, grid layout and traces these
+Same rules as `gta_core.figures.attention` (whose overlay, grid layout and traces these
 reuse): numpy arrays and the dataclasses of `gta_core.interpret` in, a
 `go.Figure` out; no Streamlit, no model maths. `gta_core.export` calls the
 same builders, so an exported figure is the figure the app shows.
@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from gta_core.interpret import ORDERS, Attribution, FrameOcclusion, KnockoutResult, OrderProbe
+from ..interpret import ORDERS, Attribution, FrameOcclusion, KnockoutResult, OrderProbe
 
-from .figures import (
+from .attention import (
     FONT, _colour_bar, _figure, _grid_layout, _hover_trace, _image_trace, _rows_cols, _strip_height, overlay,
     temporal_weights_figure, wrap_label,
 )

@@ -1,0 +1,37 @@
+"""Pure plotly figure builders, used by the app (app/views) and by `gta_core.export`.
+
+(arrays from `gta_core.views` / dataclasses of `gta_core.interpret`, options) -> go.Figure;
+no Streamlit, no model maths. `attention` draws what the blocks attend to (the
+paper's figures), `interpretation` the attributions, order probes and knockouts.
+"""
+from .attention import (
+    difference_figure,
+    frame_strip_figure,
+    head_grid_figure,
+    matrix_figure,
+    overlay,
+    picker_figure,
+    png_uri,
+    regions_figure,
+    spacetime_figure,
+    spatial_figure,
+    swapped_figure,
+    temporal_weights_figure,
+    topk_figure,
+    wrap_label,
+)
+from .interpretation import (
+    attribution_curves,
+    attribution_strip_figure,
+    knockout_figure,
+    occlusion_figure,
+    order_probe_figure,
+    temporal_importance_figure,
+)
+
+__all__ = [
+    "attribution_curves", "attribution_strip_figure", "difference_figure", "frame_strip_figure",
+    "head_grid_figure", "knockout_figure", "matrix_figure", "occlusion_figure", "order_probe_figure", "overlay",
+    "picker_figure", "png_uri", "regions_figure", "spacetime_figure", "spatial_figure", "swapped_figure",
+    "temporal_importance_figure", "temporal_weights_figure", "topk_figure", "wrap_label",
+]
