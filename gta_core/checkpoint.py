@@ -175,12 +175,20 @@ def inspect_safetensors(path: Path, max_bytes: int = MAX_WEIGHTS_BYTES) -> dict[
         raise CheckpointError(f"{path}: not a valid safetensors file ({error})") from None
 
 
+def shape_differences(
+    expected: dict[str, tuple], found: dict[str, tuple]
+) -> tuple[list[str], list[str], list[str]]:
+    """Keys of `expected` absent from `found`, keys of `found` not in `expected`, keys whose shapes differ."""
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(found) if tuple(expected[k]) != tuple(found[k]))
+    return missing, unexpected, wrong
+
+
 def _check_matches(model: VideoNet, tensors: dict[str, dict], weights: Path, config_path: Path) -> None:
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     found = {k.removeprefix("module."): tuple(v["shape"]) for k, v in tensors.items()}
-    missing = sorted(set(expected) - set(found))
-    unexpected = sorted(set(found) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(found) if expected[k] != found[k])
+    missing, unexpected, wrong = shape_differences(expected, found)
     if missing or unexpected or wrong:
         parts = []
         if missing:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..checkpoint import shape_differences
+
 
 class MappingError(Exception):
     """Source and target do not correspond; the message names the keys."""
@@ -74,17 +76,18 @@ def fill(
     Returns the state dict to load. Keys for which `allow_missing(key)` is
     true may be absent (e.g. temporal blocks when only a 2D ResNet is mapped).
     """
-    missing = [k for k in expected if k not in mapped and not allow_missing(k)]
-    unexpected = [k for k in mapped if k not in expected]
-    fitted = {k: _fit(v, expected[k].shape) for k, v in mapped.items() if k in expected}
-    wrong = [k for k, v in fitted.items() if v.shape != expected[k].shape]
+    fitted = {k: _fit(v, expected[k].shape) if k in expected else v for k, v in mapped.items()}
+    missing, unexpected, wrong = shape_differences(
+        {k: v.shape for k, v in expected.items()}, {k: v.shape for k, v in fitted.items()}
+    )
+    missing = [k for k in missing if not allow_missing(k)]
     problems = []
     if missing:
         problems.append(f"{len(missing)} of our tensors are not filled: {_examples(missing)}")
     if unexpected:
         problems.append(f"{len(unexpected)} mapped tensors have no place in the model: {_examples(unexpected)}")
     if wrong:
-        k = sorted(wrong)[0]
+        k = wrong[0]
         problems.append(
             f"{len(wrong)} shape mismatches, e.g. {k}: source {tuple(fitted[k].shape)}, ours {tuple(expected[k].shape)}"
         )
