@@ -61,12 +61,15 @@ def overlay(
         heat = cv2.resize((scaled * 255).astype(np.uint8), (width, height), interpolation=cv2.INTER_LINEAR)
         covered = np.ones((height, width), dtype=bool)
     else:
+        # Key cells tile a block from the crop's top-left corner (pooling windows are contiguous):
+        # repeat each cell's value over its pixel rows and columns.
         heat, covered = np.zeros((height, width), np.uint8), np.zeros((height, width), dtype=bool)
         rows, cols = (_pixel_edges(axis, size) for axis, size in zip(extents, (height, width)))
-        for i, (y0, y1) in enumerate(rows):
-            for j, (x0, x1) in enumerate(cols):
-                heat[y0:y1, x0:x1] = int(round(scaled[i, j] * 255))
-                covered[y0:y1, x0:x1] = True
+        cells = np.rint(scaled * 255).astype(np.uint8)
+        cells = np.repeat(np.repeat(cells, [b - a for a, b in rows], 0), [b - a for a, b in cols], 1)
+        (top, _), (left, _) = rows[0], cols[0]
+        heat[top:top + cells.shape[0], left:left + cells.shape[1]] = cells
+        covered[top:top + cells.shape[0], left:left + cells.shape[1]] = True
     coloured = cv2.cvtColor(cv2.applyColorMap(heat, COLORMAP), cv2.COLOR_BGR2RGB)
     blended = cv2.addWeighted(np.ascontiguousarray(frame), 1.0 - alpha, coloured, alpha, 0.0)
     return np.where(covered[..., None], blended, frame).astype(np.uint8)
