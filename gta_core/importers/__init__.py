@@ -174,8 +174,17 @@ def load_imagenet_backbone(model: VideoNet, source: str | Path) -> dict:
 IMPORT_ERRORS = (SourceError, MappingError, ImportFailure, CheckpointError, ValueError)
 
 
+def _command(args: argparse.Namespace) -> str:
+    """The import command from the parsed arguments (also right when called in-process)."""
+    words = ["python", "-m", "gta_core", "import", args.format, args.source, "--out", args.out]
+    for flag, value in (("--frames", args.frames), ("--labels", args.labels), ("--name", args.name)):
+        if value is not None:
+            words += [flag, str(value)]
+    return shlex.join(words + (["--force"] if args.force else []))
+
+
 def cmd_import(args: argparse.Namespace) -> int:
-    command = "python -m gta_core " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["import"] else ""
+    command = _command(args)
     try:
         folder = import_checkpoint(
             args.format, args.source, args.out, args.frames, args.labels, args.name, args.force, command
