@@ -168,8 +168,8 @@ class ResNet3D(nn.Module):
     def time_spans(self, block: str) -> tuple[tuple[int, int], ...]:
         return frame_spans(self.num_frames, self.stage_stride(block.split(".")[0]))
 
-    def forward_from_block(self, block: str, block_input: torch.Tensor, clip: torch.Tensor | None = None) -> list[torch.Tensor]:
-        """Features when block `block` (e.g. "res3.1") receives `block_input` (B·T', C, H, W); `clip` is not needed."""
+    def forward_from_block(self, block: str, block_input: torch.Tensor) -> list[torch.Tensor]:
+        """Features when block `block` (e.g. "res3.1") receives `block_input` (B·T', C, H, W)."""
         stage, index = block.split(".")
         units = getattr(self, stage)
         frames = self.num_frames // self.stage_stride(stage)

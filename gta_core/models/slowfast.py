@@ -129,19 +129,24 @@ class SlowFast(nn.Module):
     def time_spans(self, block: str) -> tuple[tuple[int, int], ...]:
         return frame_spans(self.num_frames, ALPHA if block.startswith("slow.") else 1)
 
-    def forward_from_block(self, block: str, block_input: torch.Tensor, clip: torch.Tensor) -> list[torch.Tensor]:
+    def fast_features(self, clip: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The Fast pathway's output after each stage: what the laterals after a Slow block read."""
+        fast, features = self.fast_stem(clip), {}
+        for name in STAGES:
+            fast = features[name] = getattr(self, f"fast_{name}")(fast)
+        return features
+
+    def forward_from_block(self, block: str, block_input: torch.Tensor, fast: dict[str, torch.Tensor]) -> list[torch.Tensor]:
         """Features when Slow block `block` (e.g. "slow.res3.1") receives `block_input` (B·T/α, C, H, W).
 
-        The later laterals need Fast features, which `block_input` does not
-        hold, so the Fast pathway runs again from `clip` (it is ~1/5 of the cost,
-        and the knockouts this serves change Slow blocks only).
+        The later laterals need the Fast pathway's features, which `block_input`
+        does not hold: `fast` is `fast_features(clip)`, computed once for a
+        sweep (attention blocks sit on the Slow pathway, so knocking one out
+        leaves the Fast pathway unchanged).
         """
         pathway, stage, index = block.split(".")
         if pathway != "slow":
             raise ValueError(f"attention blocks sit on the Slow pathway, not {block!r}")
-        fast, fast_after = self.fast_stem(clip), {}
-        for name in STAGES:
-            fast = fast_after[name] = getattr(self, f"fast_{name}")(fast)
         units = getattr(self, f"slow_{stage}")
         slow = rearrange(units[int(index)].attention(block_input), "(b t) c h w -> b c t h w", t=self.num_frames // ALPHA)
         for unit in units[int(index) + 1:]:
@@ -150,5 +155,5 @@ class SlowFast(nn.Module):
             if name != stage:
                 slow = getattr(self, f"slow_{name}")(slow)
             if name != "res5":
-                slow = getattr(self, f"fuse_{name}")(slow, fast_after[name])
-        return [slow, fast_after["res5"]]
+                slow = getattr(self, f"fuse_{name}")(slow, fast[name])
+        return [slow, fast["res5"]]

@@ -218,17 +218,22 @@ class VideoNet(nn.Module):
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(clip))
 
-    def forward_from_block(self, name: str, block_input: torch.Tensor, clip: torch.Tensor | None = None) -> torch.Tensor:
+    def resume_context(self, clip: torch.Tensor):
+        """What `forward_from_block` needs besides the block's input: SlowFast's Fast features, else None."""
+        return self.backbone.fast_features(clip) if self.config.backbone == "slowfast" else None
+
+    def forward_from_block(self, name: str, block_input: torch.Tensor, context=None) -> torch.Tensor:
         """Logits when block `name` receives `block_input` (B·T', C, H, W), skipping what comes before.
 
         A sweep that changes only this block and what follows (knockouts)
-        computes the prefix once. SlowFast also needs the `clip`: its later
-        lateral connections read the Fast pathway.
+        computes the prefix once. SlowFast's later laterals read the Fast
+        pathway: pass `context` = `resume_context(clip)` (or the clip itself).
         """
         if self.config.backbone == "slowfast":
-            if clip is None:
-                raise ValueError("SlowFast's forward_from_block needs the clip (for the Fast pathway)")
-            return self.forward_head(self.backbone.forward_from_block(name, block_input, clip))
+            if context is None:
+                raise ValueError("SlowFast's forward_from_block needs resume_context(clip) (the Fast pathway)")
+            fast = self.resume_context(context) if isinstance(context, torch.Tensor) else context
+            return self.forward_head(self.backbone.forward_from_block(name, block_input, fast))
         return self.forward_head(self.backbone.forward_from_block(name, block_input))
 
     def temporal_blocks(self) -> dict[str, nn.Module]:
@@ -287,6 +292,13 @@ def _register_defaults() -> None:
         suffix = "" if block == "none" else f"_{block}"
         register_model(f"slowfast_r50{suffix}", VideoNetConfig(
             backbone="slowfast", block=block, num_frames=64, input_size=256, nl_pool="before", sa_pool="before",
+        ))
+    # Small CPU SlowFast: a quarter of the width, 32 frames (8 Slow steps), 112²; for the app and tests.
+    for block in BLOCK_KINDS:
+        suffix = "" if block == "none" else f"_{block}"
+        register_model(f"demo_slowfast_r50{suffix}", VideoNetConfig(
+            backbone="slowfast", block=block, width_multiplier=0.25, num_frames=32, input_size=112,
+            nl_pool="before", sa_pool="before", gta_groups=4,
         ))
     # MMAction2's I3D-R50 and I3D-R50-NL (embedded Gaussian: softmax without 1/√C', floor pooling, no W^O bias).
     register_model("i3d_r50", VideoNetConfig(backbone="i3d", num_frames=32, num_classes=400))
