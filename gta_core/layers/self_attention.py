@@ -20,7 +20,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from .common import AttentionSoftmax, conv1x1, key_pool, zero_init_batchnorm
+from .common import AttentionSoftmax, attend, conv1x1, key_pool, zero_init_batchnorm
 
 
 class QueryKeyValue(nn.Module):
@@ -65,9 +65,9 @@ class SpatialAttention(nn.Module):
             k, v = self.pool(projections.key(x)), self.pool(projections.value(x))
         k = rearrange(k, "bt c h w -> bt (h w) c")
         v = rearrange(v, "bt c h w -> bt (h w) c")
-        # (B·T, H·W, C') x (B·T, C', h·w) -> (B·T, H·W, h·w)
-        weights = self.attend(q @ k.transpose(1, 2) / math.sqrt(self.inner_channels))
-        context = rearrange(weights @ v, "bt (h w) c -> bt c h w", h=height, w=width)
+        # softmax((B·T, H·W, C') x (B·T, C', h·w)) x (B·T, h·w, C') -> (B·T, H·W, C')
+        context = attend(q, k, v, 1 / math.sqrt(self.inner_channels), self.attend)
+        context = rearrange(context, "bt (h w) c -> bt c h w", h=height, w=width)
         return x + self.norm(self.out(context))
 
 
@@ -114,9 +114,9 @@ class TemporalAttention(nn.Module):
         q, k, v = (projections or self.projections)(inputs)
         # Every pixel becomes a sequence of T tokens: (B·H·W, T, C').
         q, k, v = (rearrange(z, "(b t) c h w -> (b h w) t c", t=frames) for z in (q, k, v))
-        # (B·H·W, T, C') x (B·H·W, C', T) -> (B·H·W, T, T)
-        weights = self.attend(q @ k.transpose(1, 2) / math.sqrt(self.inner_channels))
-        context = rearrange(weights @ v, "(b h w) t c -> (b t) c h w", h=height, w=width)
+        # softmax((B·H·W, T, C') x (B·H·W, C', T)) x (B·H·W, T, C') -> (B·H·W, T, C')
+        context = attend(q, k, v, 1 / math.sqrt(self.inner_channels), self.attend)
+        context = rearrange(context, "(b h w) t c -> (b t) c h w", h=height, w=width)
         return x + self.norm(self.out(context))
 
 
