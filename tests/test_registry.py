@@ -9,7 +9,8 @@ import dataclasses
 
 import pytest
 
-from gta_core.models import VideoNetConfig, list_models, model_config
+from gta_core.commands import PAPER_COST
+from gta_core.models import VideoNetConfig, list_models, model_config, model_source, register_model, registry
 
 DEMO = dict(depth=18, width_multiplier=0.25, gta_groups=4)
 SLOWFAST = dict(backbone="slowfast", num_frames=64, input_size=256, nl_pool="before", sa_pool="before")
@@ -107,3 +108,47 @@ def test_the_names_are_the_snapshot():
 @pytest.mark.parametrize("name", sorted(SNAPSHOT))
 def test_each_config_equals_the_snapshot(name):
     assert non_default_fields(model_config(name)) == SNAPSHOT[name]
+
+
+def test_every_variant_says_where_it_comes_from():
+    for name in list_models():
+        source = model_source(name)
+        assert source.endswith(".") and ": " in source, name
+        assert "Table" in source or "not in the paper" in source or "MMAction2" in source, (name, source)
+    # The paper has no R2D-18/34, and puts GTA alone on TSM (Table 3 / Table 7).
+    assert all("not in the paper" in model_source(n) for n in list_models() if n.startswith(("r2d18", "r2d34")))
+    assert "Table 3 / Table 7" in model_source("r2d50_tsm_gta")
+    assert model_source("r2d50_tsm_nl").endswith("not in the paper.")
+    assert all("CPU demo" in model_source(n) for n in list_models() if n.startswith("demo_"))
+    with pytest.raises(KeyError, match="unknown model 'r2d51'"):
+        model_source("r2d51")
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_COST))
+def test_table_rows_quote_the_paper_cost(name):
+    """A variant that names a row of Table 1 or Table 6 quotes that row's params and FLOPs."""
+    params, gflops = PAPER_COST[name]
+    assert f"({params} M, {gflops} G at " in model_source(name)
+
+
+def test_overrides_go_through_from_dict():
+    config = model_config("r2d50_gta", num_classes=10, block_positions=[["res4", [0, 2]]])
+    assert config.num_classes == 10 and config.block_positions == (("res4", (0, 2)),)
+    assert model_config("r2d50_gta").num_classes == 174          # the registered config is untouched
+    with pytest.raises(ValueError, match="unknown model settings: colour"):
+        model_config("r2d50", colour="red")
+
+
+def test_register_model_is_a_decorator_keyed_by_the_function_name(monkeypatch):
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+
+    @register_model
+    def tiny_gta(**overrides) -> VideoNetConfig:
+        """A test variant: not in the paper."""
+        return VideoNetConfig.from_dict({"depth": 18, "block": "gta", **overrides})
+
+    assert tiny_gta(num_frames=4).num_frames == 4                  # the function itself is kept
+    assert "tiny_gta" in list_models() and model_config("tiny_gta").depth == 18
+    assert model_source("tiny_gta") == "A test variant: not in the paper."
+    with pytest.raises(ValueError, match="'tiny_gta' is already registered"):
+        register_model(tiny_gta)
