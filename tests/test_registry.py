@@ -6,9 +6,11 @@ that differ from `VideoNetConfig()`. A variant whose config drifts, or a name
 that appears or disappears, fails here.
 """
 import dataclasses
+import json
 
 import pytest
 
+from gta_core.__main__ import build_parser
 from gta_core.commands import PAPER_COST
 from gta_core.models import VideoNetConfig, list_models, model_config, model_source, register_model, registry
 
@@ -152,3 +154,12 @@ def test_register_model_is_a_decorator_keyed_by_the_function_name(monkeypatch):
     assert model_source("tiny_gta") == "A test variant: not in the paper."
     with pytest.raises(ValueError, match="'tiny_gta' is already registered"):
         register_model(tiny_gta)
+
+
+def test_the_models_command_prints_each_source(capsys):
+    for extra in ([], ["--json"]):
+        args = build_parser().parse_args(["models", "--filter", "r2d50_tsm_g", *extra])
+        assert args.func(args) == 0
+        out = capsys.readouterr().out
+        row = json.loads(out)[0]["source"] if extra else out.splitlines()[-1]
+        assert "R2D-50 + TSM + GTA: Table 3 / Table 7." in row
