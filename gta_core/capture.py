@@ -90,8 +90,13 @@ class DecoupledRecord:
     temporal: TemporalMaps | None
     positional: bool               # TAPE
     swapped: bool                  # captured with swapped projections (Fig. 7)
+    kind: str                      # decoupled_kind(): "sa", "ta", "tape", "dnl" or "sa+tape"
     frame_spans: FrameSpans = ()
-    kind: str = "dnl"
+
+    @property
+    def swappable(self) -> bool:
+        """SA and TA (or TAPE) both present: what `capture(..., swap_projections=True)` changes (Fig. 7)."""
+        return self.spatial is not None and self.temporal is not None
 
 
 @dataclass
@@ -143,6 +148,16 @@ def _tensors(record) -> Iterator[torch.Tensor]:
             yield value
         elif isinstance(value, (SpatialMaps, TemporalMaps)):
             yield from _tensors(value)
+
+
+def decoupled_kind(block: DecoupledAttention) -> str:
+    """One of "sa", "ta", "tape" (TA with its positional embedding), "dnl" (SA then TA), "sa+tape"."""
+    temporal = None if block.temporal is None else "tape" if block.temporal.positional is not None else "ta"
+    if block.spatial is None:
+        if temporal is None:
+            raise ValueError("a DecoupledAttention block without SA and without TA")
+        return temporal
+    return {None: "sa", "ta": "dnl", "tape": "sa+tape"}[temporal]
 
 
 def _as_group_head(matrix: torch.Tensor | None) -> torch.Tensor | None:
@@ -226,6 +241,7 @@ class _Recorder:
                 temporal=self.temporal_maps(block.temporal, batch) if block.temporal else None,
                 positional=block.temporal is not None and block.temporal.positional is not None,
                 swapped=swapped and block.spatial is not None and block.temporal is not None,
+                kind=decoupled_kind(block),
                 frame_spans=spans,
             )
         gta = block.temporal

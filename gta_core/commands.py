@@ -7,7 +7,7 @@ import sys
 
 from .checkpoint import CheckpointError, load_checkpoint
 from .flops import count_parameters, measure_cost
-from .models import list_models, model_config
+from .models import list_models, model_config, model_source
 
 # The paper's Table 1 / Table 6 (R2D-50 at 8×224², SlowFast-R50 16×8 at 256², 174 classes).
 PAPER_COST = {
@@ -56,17 +56,20 @@ def _print_rows(rows: list[dict], args) -> None:
         print(json.dumps(rows, indent=2))
         return
     print(f"{args.classes} classes; 1 multiply-add = 1 FLOP, BatchNorm not counted")
-    print(f"{'model':<22}{'params (M)':>12}{'GFLOPs':>10}{'paper params':>14}{'paper GFLOPs':>14}{'input':>10}")
+    source = "  source" if rows and "source" in rows[0] else ""
+    print(f"{'model':<22}{'params (M)':>12}{'GFLOPs':>10}{'paper params':>14}{'paper GFLOPs':>14}{'input':>10}{source}")
     for row in rows:
         paper_p = f"{row['paper_params_m']:.1f}" if row["paper_params_m"] else "-"
         paper_f = f"{row['paper_gflops']:.1f}" if row["paper_gflops"] else "-"
         shape = f"{row['frames']}×{row['size']}²"
-        print(f"{row['name']:<22}{row['params_m']:>12.2f}{row['gflops']:>10.2f}{paper_p:>14}{paper_f:>14}{shape:>10}")
+        line = f"{row['name']:<22}{row['params_m']:>12.2f}{row['gflops']:>10.2f}{paper_p:>14}{paper_f:>14}{shape:>10}"
+        print(f"{line}  {row['source']}" if source else line)
 
 
 def cmd_models(args) -> int:
     names = [n for n in list_models() if args.filter in n]
-    _print_rows(_cost_rows(names, args), args)
+    rows = [{**row, "source": model_source(row["name"])} for row in _cost_rows(names, args)]
+    _print_rows(rows, args)
     return 0
 
 
@@ -107,7 +110,7 @@ def cmd_info(args) -> int:
 
 
 def register(subparsers) -> None:
-    models = subparsers.add_parser("models", help="list registered models with params and GFLOPs")
+    models = subparsers.add_parser("models", help="list registered models with params, GFLOPs and where each comes from")
     _add_shape_args(models)
     models.add_argument("--filter", default="", help="only names containing this text")
     models.add_argument("--json", action="store_true")

@@ -152,16 +152,8 @@ def top_k(probs: np.ndarray, class_names: list[str], k: int) -> list[tuple[int, 
 
 
 def block_kind(record) -> str:
-    """A short label of what a record's block is: NL, SA, TA, DNL, TAPE, GTA."""
-    if isinstance(record, NonLocalRecord):
-        return "NL"
-    if isinstance(record, GTARecord):
-        return "GTA"
-    if record.spatial is not None and record.temporal is not None:
-        return "SA+TAPE" if record.positional else "DNL"
-    if record.temporal is not None:
-        return "TAPE" if record.positional else "TA"
-    return "SA"
+    """A short label of what a record's block is: NL, SA, TA, TAPE, DNL, SA+TAPE or GTA (its `kind`, upper case)."""
+    return record.kind.upper()
 
 
 @dataclass

@@ -1,8 +1,6 @@
-"""VideoNet: R2D backbone + temporal blocks + TSN consensus, and the model registry.
+"""VideoNet: a backbone (R2D, I3D or SlowFast) + temporal blocks + a classifier, built from a `VideoNetConfig`.
 
-`create_model("r2d50_gta")` is the whole story: a named variant is a small
-`VideoNetConfig`; keyword overrides change any field
-(`create_model("r2d50_gta", num_classes=10, gta_groups=4)`).
+The named variants (`create_model("r2d50_gta")`) are in `registry.py`.
 """
 from __future__ import annotations
 
@@ -243,69 +241,3 @@ class VideoNet(nn.Module):
     def time_spans(self, name: str) -> tuple[tuple[int, int], ...]:
         """For block `name`: the [start, stop) input frames each of its time steps stands for."""
         return self.backbone.time_spans(name)
-
-
-# ---------------------------------------------------------------- registry
-
-_REGISTRY: dict[str, VideoNetConfig] = {}
-
-
-def register_model(name: str, config: VideoNetConfig) -> None:
-    if name in _REGISTRY:
-        raise ValueError(f"model {name!r} is already registered")
-    _REGISTRY[name] = config
-
-
-def list_models() -> list[str]:
-    return sorted(_REGISTRY)
-
-
-def model_config(name: str, **overrides) -> VideoNetConfig:
-    if name not in _REGISTRY:
-        raise KeyError(f"unknown model {name!r}; known: {', '.join(list_models())}")
-    return VideoNetConfig.from_dict({**_REGISTRY[name].to_dict(), **overrides})
-
-
-def create_model(name: str, **overrides) -> VideoNet:
-    return VideoNet(model_config(name, **overrides))
-
-
-def _register_defaults() -> None:
-    for depth in (18, 34, 50):
-        for block in BLOCK_KINDS:
-            suffix = "" if block == "none" else f"_{block}"
-            register_model(f"r2d{depth}{suffix}", VideoNetConfig(depth=depth, block=block))
-            register_model(f"r2d{depth}_tsm{suffix}", VideoNetConfig(depth=depth, block=block, tsm=True))
-    # Small CPU demo models: R2D-18 at a quarter of the width, 8 frames, 112².
-    for block in BLOCK_KINDS:
-        suffix = "" if block == "none" else f"_{block}"
-        for tsm in (False, True):
-            register_model(
-                f"demo_r2d18{'_tsm' if tsm else ''}{suffix}",
-                VideoNetConfig(depth=18, width_multiplier=0.25, block=block, tsm=tsm, gta_groups=4),
-            )
-    # The paper's 3D backbone (Table 1, 3D rows): SlowFast-R50 16×8 (64 frames, the Slow pathway
-    # every 4th) at 256², PySlowFast's SSv2 setting, with blocks on the Slow pathway. Keys and values
-    # are pooled *before* their projections as in PySlowFast's Nonlocal, for NL and for SA: with
-    # these, 131.4 G and 239.9 G (NL) and 169.1 G (DNL) come out exactly (README, Table 1).
-    for block in BLOCK_KINDS:
-        suffix = "" if block == "none" else f"_{block}"
-        register_model(f"slowfast_r50{suffix}", VideoNetConfig(
-            backbone="slowfast", block=block, num_frames=64, input_size=256, nl_pool="before", sa_pool="before",
-        ))
-    # Small CPU SlowFast: a quarter of the width, 32 frames (8 Slow steps), 112²; for the app and tests.
-    for block in BLOCK_KINDS:
-        suffix = "" if block == "none" else f"_{block}"
-        register_model(f"demo_slowfast_r50{suffix}", VideoNetConfig(
-            backbone="slowfast", block=block, width_multiplier=0.25, num_frames=32, input_size=112,
-            nl_pool="before", sa_pool="before", gta_groups=4,
-        ))
-    # MMAction2's I3D-R50 and I3D-R50-NL (embedded Gaussian: softmax without 1/√C', floor pooling, no W^O bias).
-    register_model("i3d_r50", VideoNetConfig(backbone="i3d", num_frames=32, num_classes=400))
-    register_model("i3d_r50_nl", VideoNetConfig(
-        backbone="i3d", block="nl", num_frames=32, num_classes=400,
-        nl_scale=False, nl_pool_ceil=False, nl_out_bias=False,
-    ))
-
-
-_register_defaults()
