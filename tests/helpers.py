@@ -54,6 +54,12 @@ def calibrate_norms(module: torch.nn.Module, clip: torch.Tensor, seed: int = 0) 
     return module
 
 
+def project(conv: torch.nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """A 1×1 convolution written out: (N, C, H, W) -> (N, C', H, W)."""
+    out = torch.einsum("oc,nchw->nohw", conv.weight[:, :, 0, 0], x)
+    return out if conv.bias is None else out + conv.bias[None, :, None, None]
+
+
 def tiny_clip(batch: int = 2, frames: int = 8, size: int = 64, seed: int = 0) -> torch.Tensor:
     return torch.randn(batch, 3, frames, size, size, generator=torch.Generator().manual_seed(seed))
 
