@@ -17,7 +17,7 @@ from gta_core import capture, create_model
 from gta_core.capture import decoupled_kind
 from gta_core.layers import DecoupledAttention
 from gta_core.views import block_kind
-from tests.helpers import activate_blocks, one_thread  # noqa: F401  (module fixture)
+from tests.helpers import activate_blocks, one_thread, project  # noqa: F401  (module fixture)
 
 B, T, GRID = 2, 4, (6, 10)
 CLIP = torch.randn(B, 3, T, 8 * GRID[0], 8 * GRID[1], generator=torch.Generator().manual_seed(0))
@@ -43,12 +43,6 @@ def run_with_inputs(model, parts: dict[str, torch.nn.Module]):
         for handle in handles:
             handle.remove()
     return result.records["res3.1"], seen
-
-
-def project(conv: torch.nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
-    """A 1×1 convolution written out: (N, C, H, W) -> (N, C', H, W)."""
-    out = torch.einsum("oc,nchw->nohw", conv.weight[:, :, 0, 0], x)
-    return out if conv.bias is None else out + conv.bias[None, :, None, None]
 
 
 def pooled(x: torch.Tensor) -> torch.Tensor:
