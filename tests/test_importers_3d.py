@@ -203,3 +203,17 @@ def test_what_ours_cannot_represent_is_refused(i3d_nl, tmp_path, capsys):
             source = folder / f"{stem}.pth"
             torch.save({"meta": {"cfg": config_text}, "state_dict": state}, source)
         assert_import_refused(["mmaction2", str(source), *extra], folder / "out", EXPECTED[name], capsys)
+
+
+def test_mmaction2_i3d_nl_with_fewer_base_channels(tmp_path):
+    """ResNet3d's base_channels (16 here) scales every stage: it imports as our width_multiplier (0.25)."""
+    model = peer.i3d_r50(num_classes=400, non_local=True, base_channels=16)
+    source = tmp_path / NL_FILE
+    peer.save_as_published(model, str(source), I3D_NL_CONFIG)
+    done = run_cli("import", "mmaction2", str(source), "--out", str(tmp_path / "ours"), "--frames", "16")
+    assert done.returncode == 0, done.stderr
+    checkpoint = load_checkpoint(tmp_path / "ours")
+    assert checkpoint.config.model_config().width_multiplier == 0.25
+    inputs = clip(16, 112, 112, seed=5)
+    with torch.no_grad():
+        assert_same_logits(checkpoint.model(inputs), peer.logits_3d(model, inputs))

@@ -65,7 +65,8 @@ def _block_inflated(canonical: dict[str, torch.Tensor], block: str, what: str) -
 def describe_3d(canonical: dict[str, torch.Tensor], what: str) -> dict:
     """VideoNetConfig fields of an I3D-R50 read off canonical 3-D keys: inflate pattern, classes, NL blocks."""
     stem = tuple(stem_weight(canonical, what).shape)
-    if stem != STEM_SHAPE:
+    # i3d_r50.py's stem has 64 channels; ResNet3d's base_channels scales every stage alike (our width_multiplier).
+    if stem[1:] != STEM_SHAPE[1:] or stem[0] < 8:
         raise MappingError(f"{what}: the 3-D stem conv1 is {stem}; ours is I3D's {STEM_SHAPE} (64 channels, 5×7×7)")
     counts, kind = block_counts(canonical)
     if (kind, counts) != ("bottleneck", R50_BLOCKS):
@@ -76,7 +77,7 @@ def describe_3d(canonical: dict[str, torch.Tensor], what: str) -> dict:
         tuple(_block_inflated(canonical, f"layer{layer}.{index}", what) for index in range(count))
         for layer, count in enumerate(counts, start=1)
     )
-    return {"backbone": "i3d", "depth": 50, "width_multiplier": 1.0, "inflate": inflate,
+    return {"backbone": "i3d", "depth": 50, "width_multiplier": stem[0] / STEM_SHAPE[0], "inflate": inflate,
             **head_and_nl_fields(canonical, what)}
 
 

@@ -1,4 +1,4 @@
-"""AppTest: a SlowFast-GTA and an I3D-NL beside a 2D GTA in every view, with time steps mapped to frames.
+"""AppTest: a SlowFast-GTA and an imported MMAction2 I3D-NL beside a 2D GTA in every view, time steps mapped to frames.
 
 SlowFast (32 frames): its Slow pathway has 8 steps of 4 frames; I3D (16 frames): res3/res4 have 2 steps
 of 8 frames; the 2D demo GTA: 8 frames. The frame slider runs over the longest clip (32 frames).
@@ -15,6 +15,8 @@ from streamlit.testing.v1 import AppTest
 
 from tests.app.conftest import ROOT, array, assert_clean, choose, figures, traces
 from tests.app.fixtures import make_random_checkpoint
+from tests.helpers import run_cli
+from tests.peers import mmaction as peer
 
 MODELS = ["i3d_nl", "sf_gta", "c_gta"]     # the app's column order (the checkpoint list's)
 
@@ -23,9 +25,13 @@ MODELS = ["i3d_nl", "sf_gta", "c_gta"]     # the app's column order (the checkpo
 def root_3d(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("checkpoints_3d")
     make_random_checkpoint(root / "sf_gta", "demo_slowfast_r50_gta", seed=7)
-    make_random_checkpoint(
-        root / "i3d_nl", "i3d_r50_nl", seed=8, width_multiplier=0.25, num_frames=16, input_size=112
-    )
+    # MMAction2's own I3D-R50-NL (a quarter of the width: base_channels 16), saved as it publishes and
+    # imported through the CLI with 16 frames.
+    source = root / "i3d_imagenet-pretrained-r50-nl-embedded-gaussian_8xb8-32x2x1-100e_kinetics400-rgb.pth"
+    peer.save_as_published(peer.i3d_r50(num_classes=400, non_local=True, base_channels=16), str(source), "")
+    done = run_cli("import", "mmaction2", str(source), "--out", str(root / "i3d_nl"), "--frames", "16")
+    assert done.returncode == 0, done.stderr
+    source.unlink()
     return root
 
 
@@ -64,8 +70,8 @@ def test_query_and_temporal_views_map_time_steps_to_frames(app_3d):
     assert len(array(sf_row["y"])) == 8                      # M̂ rows over the 8 Slow steps
     assert shown["global_1"]["layout"]["xaxis"]["ticktext"][3] == "3: f12–15"
     assert "slow pathway, step 3" in shown["spatial_1"]["layout"]["annotations"][0]["text"]
-    nl = traces(shown["nl_0"], "heatmap")                    # I3D res3 at 112²: 14×14 queries, floor-pooled 7×7 keys
-    assert len(nl) == 2 and all(array(h["z"]).shape == (7, 7) for h in nl)
+    nl = traces(shown["nl_0"], "heatmap")                    # I3D res3 at 224²: 28×28 queries, floor-pooled 14×14 keys
+    assert len(nl) == 2 and all(array(h["z"]).shape == (14, 14) for h in nl)
     assert np.isclose(sum(array(h["z"]).sum() for h in nl), 1.0, atol=1e-4)
     assert len(array(traces(shown["global_2"], "bar")[0]["y"])) == 8
     assert "ticktext" not in shown["global_2"]["layout"]["xaxis"]   # 2D: steps are frames

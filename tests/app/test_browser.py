@@ -217,12 +217,16 @@ def _upload_keeps_the_query(page, expected: tuple[int, int]) -> None:
 
 
 def test_3d_models_beside_a_2d_one_in_a_real_browser(tmp_path):
-    """A SlowFast-GTA (32 frames, 8 Slow steps) and an I3D-NL (16 frames, 2 steps) beside the shipped 2D GTA:
-    the query and temporal views draw every model, and captions name the time step and its frames."""
+    """A SlowFast-GTA (32 frames, 8 Slow steps) and an imported MMAction2 I3D-NL (16 frames, 2 steps) beside the
+    shipped 2D GTA: the query and temporal views draw every model, and captions name the time step and its frames."""
     from tests.app.fixtures import make_random_checkpoint
+    from tests.helpers import run_cli
+    from tests.peers import mmaction as peer
 
     make_random_checkpoint(tmp_path / "sf_gta", "demo_slowfast_r50_gta", seed=7)
-    make_random_checkpoint(tmp_path / "i3d_nl", "i3d_r50_nl", seed=8, width_multiplier=0.25, num_frames=16, input_size=112)
+    source = tmp_path / "i3d_imagenet-pretrained-r50-nl-embedded-gaussian_8xb8-32x2x1-100e_kinetics400-rgb.pth"
+    peer.save_as_published(peer.i3d_r50(num_classes=400, non_local=True, base_channels=16), str(source), "")
+    assert run_cli("import", "mmaction2", str(source), "--out", str(tmp_path / "i3d_nl"), "--frames", "16").returncode == 0
     folders = [tmp_path / "sf_gta", tmp_path / "i3d_nl", ROOT / "checkpoints/temporal_r2d18_gta"]
     with _serve(folders) as url, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)

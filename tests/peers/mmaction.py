@@ -73,7 +73,8 @@ def i3d_r50(num_classes: int, non_local: bool, **backbone_overrides):
     config = dict(
         type="Recognizer3D",
         backbone=backbone,
-        cls_head=dict(type="I3DHead", num_classes=num_classes, in_channels=2048, spatial_type="avg",
+        cls_head=dict(type="I3DHead", num_classes=num_classes, in_channels=32 * backbone.get("base_channels", 64),
+                      spatial_type="avg",
                       dropout_ratio=0.5, init_std=0.01, average_clips="prob"),
         data_preprocessor=dict(type="ActionDataPreprocessor", mean=[123.675, 116.28, 103.53],
                                std=[58.395, 57.12, 57.375], format_shape="NCTHW"),
