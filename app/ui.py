@@ -11,7 +11,7 @@ import streamlit as st
 
 from gta_core import CheckpointError
 from gta_core.video import VideoError
-from gta_core.views import block_kind, dataset_label, find_record, frame_spans, step_frames, step_names
+from gta_core.views import block_kind, dataset_label, find_record, step_frames, tick_names
 
 from . import engine
 from .settings import VIDEO_SUFFIXES, Settings, checkpoint_folders, list_videos
@@ -348,12 +348,8 @@ class Timeline:
 
 
 def timeline(result: engine.ModelResult, record, query: Query) -> Timeline:
-    per_frame = all(stop - start == 1 for start, stop in frame_spans(record))
-    return Timeline(
-        query.frame_for(result.frames.shape[0]),
-        step_frames(result.frames, record),
-        None if per_frame and len(frame_spans(record)) == result.frames.shape[0] else step_names(record),
-    )
+    clip_frames = result.frames.shape[0]
+    return Timeline(query.frame_for(clip_frames), step_frames(result.frames, record), tick_names(record, clip_frames))
 
 
 def model_columns(results: list[engine.ModelResult]):

@@ -85,6 +85,13 @@ def step_names(record) -> list[str]:
     return [f"{step}: f{start}–{stop - 1}" for step, (start, stop) in enumerate(frame_spans(record))]
 
 
+def tick_names(record, clip_frames: int) -> list[str] | None:
+    """Step names for a figure's ticks and titles, or None when the steps are the clip's frames (R2D)."""
+    if is_per_frame(record) and len(frame_spans(record)) == clip_frames:
+        return None
+    return step_names(record)
+
+
 def step_frames(frames: np.ndarray, record) -> np.ndarray:
     """(T', S, S, 3): for each time step, the first input frame it stands for (the one the Slow pathway sees)."""
     return frames[[start for start, _ in frame_spans(record)]]

@@ -3,7 +3,7 @@ import streamlit as st
 
 from app import ui
 from gta_core.figures import regions_figure
-from gta_core.views import find_record, region_view, step_frames, step_names
+from gta_core.views import find_record, region_view, step_frames, tick_names
 
 CELL = 140   # pixels per frame: one model at a time, full width, so every frame's map is legible
 
@@ -30,9 +30,8 @@ region = labels[st.selectbox("Region", list(labels), key="region_pick")]
 record = records[name]
 st.caption(f"{view.maps.shape[1]} regions on the {view.maps.shape[2]}×{view.maps.shape[3]} grid of {record.name}")
 rows = [region] + [k for k in view.order[:shown] if k != region]      # the picked region once, on top
-per_frame = view.maps.shape[0] == result.frames.shape[0]            # else a 3D block: one column per time step
-figure = regions_figure(
+figure = regions_figure(   # a 3D block: one column per time step, named by its frames
     step_frames(result.frames, record), view.maps, rows, view.strength, shared_scale=shared, cell=CELL,
-    step_names=None if per_frame else step_names(record),
+    step_names=tick_names(record, result.frames.shape[0]),
 )
 ui.chart(figure, key="regions_fig")
