@@ -13,8 +13,7 @@ the clip's time-reversal pair; for TA / TAPE blocks, the temporal weights
 averaged over the clips of each class, beside GTA's input-independent M̂.
 
 Checkpoints that read clips the same way (one ClipSpec) share each decoded
-batch: on a CPU decoding costs more than the demo models, so three of them
-cost little more than one.
+batch: a clip is decoded once, not once per checkpoint.
 
 The report is cached on disk, keyed by each checkpoint's config.json and
 model.safetensors (sha256), the dataset's files (labels, split and reverse-pair
@@ -319,9 +318,13 @@ def compare(
         report["cache_key"] = key
         if cache_dir is not None and env.is_main:
             write_cached(cache_dir, key, report)
-    # Where the files are is not part of the key (the same files give the same report).
+    return locate(report, request), hit
+
+
+def locate(report: dict, request: CompareRequest) -> dict:
+    """The report with this request's paths: where the files are is not part of the key."""
     report.update(data=str(request.data), checkpoint_paths=[str(p) for p in request.checkpoints])
-    return report, hit
+    return report
 
 
 # ---------------------------------------------------------------- the compare command
