@@ -76,6 +76,10 @@ def _folder(path: str | Path) -> Path:
     return path.parent if path.name == WEIGHTS_NAME else path
 
 
+def _relative(path: Path, root: Path) -> str:
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
 # ---------------------------------------------------------------- the cache key
 
 
@@ -112,8 +116,7 @@ def dataset_fingerprint(data: str | Path, split: str) -> dict:
         if not path.is_file():
             raise FileNotFoundError(f"{data}: video {video_id} of the {split} split is missing ({path})")
         stat = path.stat()
-        videos.append([str(path.relative_to(root)) if path.is_relative_to(root) else str(path), stat.st_size,
-                       stat.st_mtime_ns])
+        videos.append([_relative(path, root), stat.st_size, stat.st_mtime_ns])
     return {"files": files, "videos": videos}
 
 
@@ -189,12 +192,12 @@ class ClipRows(nn.Module):
     unchanged; `split` cuts them back into named arrays.
     """
 
-    def __init__(self, models: list[nn.Module], indices: list[int], num_classes: list[int], num_frames: list[int]):
+    def __init__(self, models: list[nn.Module], indices: list[int], num_classes: list[int], frames: int):
         super().__init__()
         self.models = nn.ModuleList(models)
         self.blocks = [list(temporal_attention_blocks(model)) for model in models]
         self.slots = []
-        for index, blocks, classes, frames in zip(indices, self.blocks, num_classes, num_frames):
+        for index, blocks, classes in zip(indices, self.blocks, num_classes):
             self.slots.append(Slot(index, "logits", (classes,)))
             self.slots += [Slot(index, name, (frames, frames)) for name in blocks]
 
@@ -256,36 +259,54 @@ def _counting(progress: Progress | None, done: int, total: int):
     return wrap
 
 
-def run_comparison(request: CompareRequest, env: DistEnv = DistEnv(), progress: Progress | None = None) -> dict:
-    """Run every checkpoint on the split and build the report (no cache)."""
-    names = request.names()
-    checkpoints = [load_checkpoint(path, device=env.device) for path in request.checkpoints]
-    class_names = _shared_classes(checkpoints, request.checkpoints)
-    groups: dict[ClipSpec, list[int]] = {}
+@dataclass
+class _Group:
+    """Checkpoints that read clips the same way, and the dataset that reads them so."""
+
+    spec: ClipSpec
+    indices: list[int]
+    dataset: SSv2Dataset
+
+
+def _groups(checkpoints: list, request: CompareRequest) -> list[_Group]:
+    by_spec: dict[ClipSpec, list[int]] = {}
     for index, checkpoint in enumerate(checkpoints):
-        groups.setdefault(ClipSpec.from_config(checkpoint.config.to_dict()), []).append(index)
-    datasets = {spec: dataset_for(checkpoints[idx[0]], request.data, request.split, request.decoder)
-                for spec, idx in groups.items()}
-    if not len(next(iter(datasets.values()))):
+        by_spec.setdefault(ClipSpec.from_config(checkpoint.config.to_dict()), []).append(index)
+    groups = [_Group(spec, indices, dataset_for(checkpoints[indices[0]], request.data, request.split, request.decoder))
+              for spec, indices in by_spec.items()]
+    if not len(groups[0].dataset):
         raise ValueError(f"{request.data}: the {request.split} split has no clips")
-    mine = [len(batch_indices(len(d), request.batch_size)[env.rank::env.world_size]) for d in datasets.values()]
+    return groups
+
+
+def _run_groups(checkpoints, groups, class_names, request, env, progress) -> tuple[dict, np.ndarray]:
+    """Every group's ClipRows over the split: ({(checkpoint index, slot name): array}, labels in class_names)."""
+    mine = [len(batch_indices(len(g.dataset), request.batch_size)[env.rank::env.world_size]) for g in groups]
     outputs, labels, done = {}, None, 0
-    for (spec, indices), dataset, count in zip(groups.items(), datasets.values(), mine):
-        stack = ClipRows(
-            [checkpoints[i].model for i in indices], indices,
-            [len(checkpoints[i].config.class_names) for i in indices], [spec.num_frames] * len(indices),
-        )
+    for group, count in zip(groups, mine):
+        stack = ClipRows([checkpoints[i].model for i in group.indices], group.indices,
+                         [len(checkpoints[i].config.class_names) for i in group.indices], group.spec.num_frames)
         rows, group_labels, _ = predict_logits(
-            stack, dataset, env, request.batch_size, progress=_counting(progress, done, sum(mine)),
+            stack, group.dataset, env, request.batch_size, progress=_counting(progress, done, sum(mine)),
         )
         done += count
-        # Each group's labels index its first checkpoint's classes; the report uses the first checkpoint's order.
-        group_classes = checkpoints[indices[0]].config.class_names
+        # A group's labels index its first checkpoint's classes; the report uses class_names' order.
+        group_classes = checkpoints[group.indices[0]].config.class_names
         group_labels = np.array([class_names.index(group_classes[y]) for y in group_labels], dtype=np.int64)
         if labels is not None and not np.array_equal(labels, group_labels):
             raise AssertionError("two clip specs gave the dataset's clips different labels")
         labels = group_labels
         outputs.update(stack.split(rows))
+    return outputs, labels
+
+
+def run_comparison(request: CompareRequest, env: DistEnv = DistEnv(), progress: Progress | None = None) -> dict:
+    """Run every checkpoint on the split and build the report (no cache)."""
+    names = request.names()
+    checkpoints = [load_checkpoint(path, device=env.device) for path in request.checkpoints]
+    class_names = _shared_classes(checkpoints, request.checkpoints)
+    groups = _groups(checkpoints, request)
+    outputs, labels = _run_groups(checkpoints, groups, class_names, request, env, progress)
     logits = []
     for index, checkpoint in enumerate(checkpoints):
         order = [checkpoint.config.class_names.index(name) for name in class_names]
@@ -294,10 +315,8 @@ def run_comparison(request: CompareRequest, env: DistEnv = DistEnv(), progress: 
         names[i]: {block: (kind, outputs[(i, block)]) for block, kind in temporal_attention_blocks(c.model).items()}
         for i, c in enumerate(checkpoints)
     }
-    dataset = next(iter(datasets.values()))
     root = Path(request.data)
-    clips = [(vid, str(path.relative_to(root)) if path.is_relative_to(root) else str(path))
-             for path, _, vid in dataset.samples]
+    clips = [(vid, _relative(path, root)) for path, _, vid in groups[0].dataset.samples]
     pairs = reversed_targets(request.data, class_names, np.arange(len(class_names)))
     return build_report(
         names, class_names, labels, logits, clips, pairs, temporal,
