@@ -9,7 +9,7 @@ from gta_core.compare import CompareRequest
 from gta_core.disagreement import only_right
 from gta_core.figures import class_matrices_figure, confusion_figure, matrix_figure, per_class_figure
 
-AUTO_RUN_CLIPS = 200        # larger splits wait for the button (a CPU decodes ~30 clips/s)
+AUTO_RUN_CLIPS = 200        # larger splits wait for a button (3 demo checkpoints: ~10 clips/s on 2 CPU cores)
 FILTERS = ("only B right", "only A right", "both wrong", "all clips")
 
 st.subheader("Dataset")
