@@ -108,7 +108,8 @@ def main_bench() -> None:
         row = bench(args.data, threads, args.with_evaluate)
         rows.append(row)
         each = f"{row['evaluate_each_s']:14.2f}" if "evaluate_each_s" in row else f"{'-':>14}"
-        print(f"{threads:>7} {row['clips']:>6} {row['cold_s']:8.2f} {row['cached_s']:9.3f} {row['cached_cli_s']:13.2f} {each}")
+        print(f"{threads:>7} {row['clips']:>6} {row['cold_s']:8.2f} {row['cached_s']:9.3f} "
+              f"{row['cached_cli_s']:13.2f} {each}")
     print(f"# load average {os.getloadavg()[0]:.1f} at the end; top-1: "
           + ", ".join(f"{Path(k).name} {100 * v:.1f}%" for k, v in rows[0]["top1"].items()))
     out = ROOT / "bench/results"

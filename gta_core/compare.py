@@ -15,8 +15,8 @@ averaged over the clips of each class, beside GTA's input-independent M̂.
 Checkpoints that read clips the same way (one ClipSpec) share each decoded
 batch: a clip is decoded once, not once per checkpoint.
 
-The report is cached on disk, keyed by each checkpoint's config.json and
-model.safetensors (sha256), the dataset's files (labels, split and reverse-pair
+The report is cached on disk, keyed by each checkpoint's folder name,
+config.json and model.safetensors (sha256), the dataset's files (labels, split and reverse-pair
 JSON by sha256; every video by size and mtime), the split, batch size, decoder
 and device type. A second run reads it back without loading a model. Folder:
 --cache-dir, else $GTA_LENS_CACHE/compare, else $XDG_CACHE_HOME/gta_lens/compare
@@ -29,7 +29,9 @@ import hashlib
 import json
 import os
 import sys
+import warnings
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
@@ -84,6 +86,14 @@ def _relative(path: Path, root: Path) -> str:
 
 
 def _sha256(path: Path) -> str:
+    stat = path.stat()
+    return _file_sha256(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@lru_cache(maxsize=256)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    """Once per file version in a process: the app recomputes the key on every rerun of its view,
+    and an R2D-50 checkpoint is 125 MB."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -95,7 +105,8 @@ def _checkpoint_fingerprint(path: str) -> dict:
     folder = _folder(path)
     for name in (CONFIG_NAME, WEIGHTS_NAME):
         if not (folder / name).is_file():
-            raise CheckpointError(f"{folder}: no {name} (a checkpoint is a folder with {CONFIG_NAME} and {WEIGHTS_NAME})")
+            raise CheckpointError(
+                f"{folder}: no {name} (a checkpoint is a folder with {CONFIG_NAME} and {WEIGHTS_NAME})")
     return {"config": _sha256(folder / CONFIG_NAME), "weights": _sha256(folder / WEIGHTS_NAME)}
 
 
@@ -124,6 +135,7 @@ def cache_key(request: CompareRequest) -> str:
     parts = {
         "version": CACHE_VERSION,
         "checkpoints": [_checkpoint_fingerprint(path) for path in request.checkpoints],
+        "names": request.names(),             # the report names checkpoints by folder
         "dataset": dataset_fingerprint(request.data, request.split),
         "split": request.split,
         "batch_size": request.batch_size,
@@ -336,7 +348,10 @@ def compare(
         report = run_comparison(request, env, progress)
         report["cache_key"] = key
         if cache_dir is not None and env.is_main:
-            write_cached(cache_dir, key, report)
+            try:
+                write_cached(cache_dir, key, report)
+            except OSError as error:     # a read-only or full disk costs the cache, not the report
+                warnings.warn(f"compare: the report was not cached ({error})", stacklevel=2)
     return locate(report, request), hit
 
 
@@ -395,13 +410,21 @@ def cmd_compare(args: argparse.Namespace) -> int:
         return 2
     finally:
         bar.close()
-    if env.is_main:
-        if hit:
-            print(f"compare: read from the cache ({cache_dir / report['cache_key']}.json)", file=sys.stderr)
-        if args.out:
-            Path(args.out).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
-        print(json.dumps(report, indent=1) if args.json else text_report(report))
+    code = _print_report(args, report, cache_dir if hit else None) if env.is_main else 0
     shutdown(env)
+    return code
+
+
+def _print_report(args: argparse.Namespace, report: dict, cached_in: Path | None) -> int:
+    if cached_in is not None:
+        print(f"compare: read from the cache ({cached_in / report['cache_key']}.json)", file=sys.stderr)
+    if args.out:
+        try:
+            Path(args.out).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+        except OSError as error:
+            print(f"error: cannot write {args.out}: {error.strerror or error}", file=sys.stderr)
+            return 2
+    print(json.dumps(report, indent=1) if args.json else text_report(report))
     return 0
 
 
@@ -416,7 +439,8 @@ def register(subparsers) -> None:
     p.add_argument("--split", default="validation", choices=("train", "validation"))
     p.add_argument("--json", action="store_true", help="print the whole report as JSON")
     p.add_argument("--out", help="also write the JSON report to this file")
-    p.add_argument("--cache-dir", help=f"where reports are cached (default: ${CACHE_ENV}/compare or ~/.cache/gta_lens/compare)")
+    p.add_argument("--cache-dir",
+                   help=f"where reports are cached (default: ${CACHE_ENV}/compare or ~/.cache/gta_lens/compare)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
     p.add_argument("--batch-size", type=_positive, default=16)
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from safetensors.torch import load_file, save_file
 
 from gta_core import capture, load_checkpoint
 from gta_core.compare import CompareRequest, cache_key, default_cache_dir
@@ -64,7 +66,7 @@ def test_class_statistics_by_hand():
     stats = class_statistics(per_clip, np.array([0, 0, 1, 1]), ["a", "b"])
     assert stats["per_class"]["a"] == eye.tolist()
     assert stats["per_class"]["b"] == [[0.75, 0.25], [0.25, 0.25]]
-    # within: class a 0, 0; class b: each clip is ‖[[.25,.25],[.25,.25]]‖ = 0.5 from its mean, whose norm is √0.75.
+    # within: class a 0, 0; class b: each clip is ‖[[.25,.25],[.25,.25]]‖ = 0.5 from its mean (norm √0.75).
     assert stats["within_class_spread"] == pytest.approx(2 * 0.5 / np.sqrt(0.75) / 4)
     grand = (eye + np.array([[0.75, 0.25], [0.25, 0.25]])) / 2
     expected = np.mean([np.linalg.norm(m - grand) for m in (eye, grand * 2 - eye)]) / np.linalg.norm(grand)
@@ -97,11 +99,12 @@ def test_compare_agrees_with_evaluate_on_the_bundled_sample(tmp_path):
     # The shipped models on 60 unseen clips: GTA sees time, NL cannot tell a pair apart.
     assert gta > 0.9 > 0.6 > nl
     assert pair["only_b_right"] > 20 and pair["only_a_right"] <= 2
-    assert report["metrics"]["temporal_r2d18_nl"]["reversal_confusions"] > report["metrics"]["temporal_r2d18_nl"]["errors"] / 2
+    nl_metrics = report["metrics"]["temporal_r2d18_nl"]
+    assert nl_metrics["reversal_confusions"] > nl_metrics["errors"] / 2          # most NL errors: the reversed class
     assert report["temporal_stats"]["temporal_r2d18_gta"]["res3.1"]["kind"] == "GTA"
 
 
-def test_clip_predictions_and_class_temporal_weights_by_the_library(data_root, tiny_checkpoints, tmp_path):  # noqa: F811
+def test_clip_predictions_and_class_weights_by_the_library(data_root, tiny_checkpoints, tmp_path):  # noqa: F811
     report, _ = compare_json(*tiny_checkpoints, "--data", str(data_root), "--batch-size", "4", cache=tmp_path)
     dnl = load_checkpoint(tiny_checkpoints[0])
     dnl.model.eval()
@@ -144,7 +147,7 @@ def test_second_run_reads_the_cache_and_changes_invalidate_it(data_root, tiny_ch
     second, stderr = compare_json(*args, cache=tmp_path)
     assert "read from the cache" in stderr and second.pop("marker") == "from the file"
     assert second == first
-    # A video with a new mtime, or other weights, is another key: computed again.
+    # A video with a new mtime, another batch size, order, weights or folder name: another key, computed again.
     request = CompareRequest(tuple(tiny_checkpoints), str(data_root), batch_size=4)
     video = SSv2Dataset(data_root, "validation").samples[0][0]
     before = cache_key(request)
@@ -152,6 +155,17 @@ def test_second_run_reads_the_cache_and_changes_invalidate_it(data_root, tiny_ch
     assert cache_key(request) != before
     assert cache_key(CompareRequest(tuple(tiny_checkpoints), str(data_root), batch_size=8)) != cache_key(request)
     assert cache_key(CompareRequest(tuple(tiny_checkpoints[::-1]), str(data_root), batch_size=4)) != cache_key(request)
+    copy = Path(shutil.copytree(tiny_checkpoints[1], tmp_path / "gta"))
+    retrained = CompareRequest((tiny_checkpoints[0], str(copy)), str(data_root), batch_size=4)
+    assert cache_key(retrained) == cache_key(request)            # the same files elsewhere: the same report
+    weights = load_file(copy / "model.safetensors")
+    name = next(iter(weights))
+    weights[name] = weights[name] + 1
+    save_file(weights, copy / "model.safetensors")
+    assert cache_key(retrained) != cache_key(request)
+    renamed = Path(shutil.copytree(tiny_checkpoints[1], tmp_path / "gta_v2"))     # names are in the report
+    renamed_request = CompareRequest((tiny_checkpoints[0], str(renamed)), str(data_root), batch_size=4)
+    assert cache_key(renamed_request) != cache_key(request)
     third, stderr = compare_json(*args, cache=tmp_path)
     assert "read from the cache" not in stderr and "marker" not in third
 
@@ -183,6 +197,12 @@ def test_bad_input_is_one_line(data_root, tiny_checkpoints, tmp_path):  # noqa: 
         hidden.rename(lost)
     no_ckpt = run_cli("compare", str(tmp_path), "--data", str(data_root), "--no-cache")
     assert "no config.json" in one_error_line(no_ckpt)
+    empty = run_cli("compare", *tiny_checkpoints, "--data", str(SAMPLE), "--split", "train", "--no-cache")
+    assert "the train split has no clips" in one_error_line(empty)                  # the sample set: all validation
+    unwritable = run_cli("compare", *tiny_checkpoints, "--data", str(data_root), "--batch-size", "8",
+                         "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "no_such_dir" / "r.json"))
+    # After the run (its progress bar, cleared, on stderr before it): one error line, exit code 2.
+    assert unwritable.returncode == 2 and unwritable.stderr.splitlines()[-1].startswith("error: cannot write")
 
 
 def test_bundled_sample_set_is_small_and_regenerable():

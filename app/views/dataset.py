@@ -94,7 +94,9 @@ def pair_numbers(report: dict, a: str, b: str) -> None:
     if pair is None:
         return
     swap = pair["a"] != a
-    only_a, only_b = (pair["only_b_right"], pair["only_a_right"]) if swap else (pair["only_a_right"], pair["only_b_right"])
+    only_a, only_b = pair["only_a_right"], pair["only_b_right"]
+    if swap:
+        only_a, only_b = only_b, only_a
     gap = -pair["accuracy_gap"] if swap else pair["accuracy_gap"]
     cells = st.columns(5)
     cells[0].metric("agree", f"{100 * pair['agreement']:.1f}%")
