@@ -4,7 +4,8 @@
 
 Every run: the sidebar picks a video, 1–4 checkpoints, device and precision;
 the models run (cached by checkpoint, video content and options); the query
-point is read; then the chosen view draws from the cached results.
+point is read; then the chosen view draws from the cached results. The
+Dataset view compares the same checkpoints over a whole dataset split.
 """
 from __future__ import annotations
 
@@ -33,11 +34,13 @@ PAGES = [
     st.Page("views/order_probe.py", title="Order probe"),
     st.Page("views/knockout.py", title="Knockout"),
     st.Page("views/export.py", title="Export"),
+    st.Page("views/dataset.py", title="Dataset"),
 ]
 navigation = st.navigation(PAGES)
 ui.open_shared_view(PAGES, navigation)   # a shared link's view (the query parameter `view`), on the first run
 
 settings = load_settings(sys.argv[1:])
+ui.apply_jump()                           # a clip opened from the Dataset view, before the sidebar is drawn
 st.sidebar.title("GTA Lens")
 video = ui.choose_video(settings)
 entries = ui.choose_checkpoints(settings)
@@ -50,7 +53,7 @@ if video is not None and entries:
     if video.path.parent != engine.UPLOAD_DIR:  # uploads come without a label
         truth = engine.ground_truth(str(video.path), video.path.stat().st_mtime_ns)
 query, top_k = ui.choose_query(results)
-st.session_state[ui.CONTEXT_KEY] = ui.Context(video, truth, results, errors, query, top_k)
+st.session_state[ui.CONTEXT_KEY] = ui.Context(video, truth, results, errors, query, top_k, entries, device)
 ui.share_in_url(video, entries, query, navigation)
 try:
     navigation.run()

@@ -1,10 +1,12 @@
-"""Where the app looks for videos and checkpoints.
+"""Where the app looks for videos, checkpoints and datasets.
 
-Command line (after `--`):  streamlit run app/main.py -- --videos DIR --checkpoints DIR [DIR ...]
+Command line (after `--`):  streamlit run app/main.py -- --videos DIR --checkpoints DIR [DIR ...] --data DIR
 Environment (os.pathsep-separated lists):
     GTA_LENS_ASSETS       bundled videos (default: assets/)
     GTA_LENS_VIDEOS       user video folders, shown as the "Folder" source
     GTA_LENS_CHECKPOINTS  checkpoint roots (default: checkpoints/); --checkpoints adds to them
+    GTA_LENS_DATA         dataset folders (SSv2 layout) for the Dataset view and the "Dataset" video
+                          source; --data adds to them; none given: the bundled assets/sample_dataset
 Bundled assets are the project's own files; videos from user folders and
 uploads are probed in a child process before anything decodes them.
 """
@@ -19,6 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 VIDEO_SUFFIXES = (".mp4", ".webm", ".avi", ".mkv", ".mov", ".m4v")
 MAX_LISTED_VIDEOS = 500
 UPLOAD_LIMIT_BYTES = 64 * 1024 * 1024   # keep equal to server.maxUploadSize in .streamlit/config.toml
+SAMPLE_DATASET = ROOT / "assets" / "sample_dataset"
+DATASET_LABEL_FILES = ("labels.json", "something-something-v2-labels.json")
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,7 @@ class Settings:
     assets: tuple[Path, ...]
     video_folders: tuple[Path, ...]
     checkpoint_roots: tuple[Path, ...]
+    datasets: tuple[Path, ...] = (SAMPLE_DATASET,)
 
 
 def _env_paths(name: str) -> list[Path] | None:
@@ -39,21 +44,35 @@ def load_settings(argv: list[str]) -> Settings:
     parser = argparse.ArgumentParser(prog="app/main.py", add_help=False)
     parser.add_argument("--videos", nargs="*", default=[])
     parser.add_argument("--checkpoints", nargs="*", default=[])
+    parser.add_argument("--data", nargs="*", default=[])
     args, _ = parser.parse_known_args(argv)
     assets = _env_paths("GTA_LENS_ASSETS") or [ROOT / "assets"]
     videos = (_env_paths("GTA_LENS_VIDEOS") or []) + [Path(p).expanduser() for p in args.videos]
     roots = _env_paths("GTA_LENS_CHECKPOINTS") or [ROOT / "checkpoints"]
     roots += [Path(p).expanduser() for p in args.checkpoints]
-    return Settings(tuple(assets), tuple(videos), tuple(dict.fromkeys(roots)))
+    datasets = (_env_paths("GTA_LENS_DATA") or []) + [Path(p).expanduser() for p in args.data]
+    datasets = tuple(dict.fromkeys(datasets or [SAMPLE_DATASET]))
+    return Settings(tuple(assets), tuple(videos), tuple(dict.fromkeys(roots)), datasets)
 
 
-def list_videos(folder: Path) -> list[Path]:
-    """Video files under `folder` (recursively), sorted, at most MAX_LISTED_VIDEOS."""
+def is_dataset(folder: Path) -> bool:
+    """A folder in the Something-Something v2 layout (a labels file beside the split lists)."""
+    return any((folder / name).is_file() for name in DATASET_LABEL_FILES)
+
+
+def list_videos(folder: Path, skip_datasets: bool = False) -> list[Path]:
+    """Video files under `folder` (recursively), sorted, at most MAX_LISTED_VIDEOS.
+
+    skip_datasets: leave out videos inside a dataset folder (the bundled sample set
+    is browsed through the "Dataset" source, clip by clip with its split and class).
+    """
     if not folder.is_dir():
         return []
     found = []
     for path in sorted(folder.rglob("*")):
-        if path.suffix.lower() in VIDEO_SUFFIXES and path.is_file():
+        if path.suffix.lower() not in VIDEO_SUFFIXES or not path.is_file():
+            continue
+        if not (skip_datasets and (is_dataset(path.parent) or is_dataset(path.parent.parent))):
             found.append(path)
             if len(found) >= MAX_LISTED_VIDEOS:
                 break

@@ -6,14 +6,14 @@ lives only in session_state; the caches in engine.py hold immutable values.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import streamlit as st
 
 from gta_core import CheckpointError
 from gta_core.video import VideoError
 from gta_core.views import block_kind, dataset_label, find_record, step_frames, tick_names
 
-from . import engine
+from . import dataset_engine, engine
 from .settings import VIDEO_SUFFIXES, Settings, checkpoint_folders, list_videos
 
 CONTEXT_KEY = "gta_lens_context"
@@ -22,7 +22,7 @@ MAX_MODELS = 4
 # and the appearance set's GTA, so that the temporal view compares two datasets' learned matrices.
 DEFAULT_CHECKPOINTS = ("temporal_r2d18_nl", "temporal_r2d18_dnl", "temporal_r2d18_gta", "appearance_r2d18_gta")
 DEFAULT_VIDEO_HINT = "temporal__"
-SOURCES = ("Bundled", "Folder", "Upload")
+SOURCES = ("Bundled", "Folder", "Dataset", "Upload")
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,8 @@ class Context:
     errors: dict[str, str]
     query: Query | None
     top_k: int
+    entries: list[engine.CheckpointEntry] = field(default_factory=list)   # the sidebar's checkpoints
+    device: str = "cpu"
 
 
 def plain_error(error: BaseException) -> str:
@@ -98,6 +100,8 @@ def share_in_url(video: engine.VideoChoice | None, entries: list, query: Query |
     params: dict = {"source": source} if source else {}
     if video is not None and source != "Upload":
         params["video"] = st.session_state.get(f"video_{source}")
+    if source == "Dataset":
+        params["dataset"] = st.session_state.get("video_dataset")
     params["models"] = [entry.name for entry in entries]
     params["view"] = page.url_path
     if query is not None:
@@ -106,6 +110,47 @@ def share_in_url(video: engine.VideoChoice | None, entries: list, query: Query |
     as_lists = {k: v if isinstance(v, list) else [v] for k, v in params.items()}
     if {k: st.query_params.get_all(k) for k in st.query_params} != as_lists:   # write only what changed
         st.query_params.from_dict(params)
+
+
+# --------------------------------------------------------------------------- from the Dataset view to a clip
+JUMP_KEY = "gta_lens_jump"
+KEPT_KEY = "gta_lens_kept"
+
+
+def open_in_query_point(dataset: str, clip: str, checkpoints: list[str]) -> None:
+    """Show a dataset clip in the Query point view with these checkpoints (multiselect labels).
+
+    The sidebar's widgets already exist in this run, so their values are set at
+    the start of the next one (`apply_jump`), before they are drawn.
+    """
+    st.session_state[JUMP_KEY] = {"dataset": dataset, "clip": clip, "checkpoints": checkpoints}
+    st.switch_page("views/query.py")
+
+
+def apply_jump() -> None:
+    """At the top of a run: a pending jump from the Dataset view becomes the sidebar's choices."""
+    jump = st.session_state.pop(JUMP_KEY, None)
+    if jump is not None:
+        st.session_state.update(
+            video_source="Dataset", video_dataset=jump["dataset"], video_Dataset=jump["clip"],
+            checkpoints=jump["checkpoints"],
+        )
+
+
+def kept_index(key: str, options: list, default: int = 0) -> int:
+    """The index to draw a view's selectbox or radio with: its last value (`remember`) when there is one.
+
+    Streamlit forgets the value of a widget that a run does not draw (the person
+    went to another view); the index brings it back without writing the widget's state.
+    """
+    kept = st.session_state.get(KEPT_KEY, {}).get(key)
+    return options.index(kept) if kept in options else default
+
+
+def remember(key: str, value):
+    """Keep a view widget's value for `kept_index`; returns it."""
+    st.session_state.setdefault(KEPT_KEY, {})[key] = value
+    return value
 
 
 # --------------------------------------------------------------------------- sidebar: inputs
@@ -127,8 +172,11 @@ def choose_video(settings: Settings) -> engine.VideoChoice | None:
             if upload is None:
                 return None
             return engine.video_from_upload(upload.name, upload.getvalue())
+        if source == "Dataset":
+            return _dataset_video(settings)
         folders = settings.assets if source == "Bundled" else settings.video_folders
-        videos = [(folder, path) for folder in folders for path in list_videos(folder)]
+        # Bundled: the sample dataset's clips are listed under "Dataset", with their split and class.
+        videos = [(folder, path) for folder in folders for path in list_videos(folder, source == "Bundled")]
         if not videos:
             where = ", ".join(str(f) for f in folders)
             st.sidebar.info(f"No videos in {where}. Upload one instead.")
@@ -141,9 +189,28 @@ def choose_video(settings: Settings) -> engine.VideoChoice | None:
         index = list(by_label).index(from_url("video")) if from_url("video") in by_label else (labelled or [0])[0]
         label = st.sidebar.selectbox("File", list(by_label), index=index, key=f"video_{source}")
         return engine.video_from_file(by_label[label], trusted=source == "Bundled")
-    except (OSError, VideoError) as error:
+    except (OSError, VideoError, ValueError, KeyError) as error:
         st.sidebar.error(plain_error(error))
         return None
+
+
+def _dataset_video(settings: Settings) -> engine.VideoChoice | None:
+    """A clip of a dataset folder (--data / GTA_LENS_DATA, default the bundled sample set), by split and id."""
+    roots = dataset_engine.dataset_names(settings.datasets)
+    names, shared = list(roots), from_url("dataset")
+    name = st.sidebar.selectbox(
+        "Dataset", names, index=names.index(shared) if shared in names else 0, key="video_dataset",
+    )
+    clips = {c.label: c for c in dataset_engine.listed_clips(roots[name], st.session_state.get("video_Dataset"))}
+    if not clips:
+        st.sidebar.info(f"No clips in {roots[name]}.")
+        return None
+    labels, wanted = list(clips), from_url("video")
+    label = st.sidebar.selectbox(
+        "Clip", labels, index=labels.index(wanted) if wanted in clips else 0, key="video_Dataset",
+        format_func=lambda l: f"{l} · {clips[l].class_name}" if l in clips else l,
+    )
+    return engine.video_from_file(clips[label].path, trusted=dataset_engine.is_bundled(roots[name]))
 
 
 def choose_checkpoints(settings: Settings) -> list[engine.CheckpointEntry]:
@@ -158,9 +225,11 @@ def choose_checkpoints(settings: Settings) -> list[engine.CheckpointEntry]:
     preferred = shared[:MAX_MODELS] or [
         label for name in DEFAULT_CHECKPOINTS for label, e in by_label.items() if e.name == name
     ]
+    # A value already in the session (the person's, or one the Dataset view set) wins; no default then,
+    # which Streamlit would otherwise warn about.
+    default = None if "checkpoints" in st.session_state else preferred or list(by_label)[:3]
     chosen = st.sidebar.multiselect(
-        "Models (1–4)", list(by_label), default=preferred or list(by_label)[:3], max_selections=MAX_MODELS,
-        key="checkpoints",
+        "Models (1–4)", list(by_label), default=default, max_selections=MAX_MODELS, key="checkpoints",
     )
     return [by_label[label] for label in chosen]
 

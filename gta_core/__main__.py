@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "gta_core.data.synth",    # synth
     "gta_core.train",         # train
     "gta_core.evaluate",      # evaluate, predict
+    "gta_core.compare",       # compare
     "gta_core.export",        # export
     "gta_core.importers",     # import
     "gta_core.matrices",      # matrices

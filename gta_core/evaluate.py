@@ -152,7 +152,7 @@ def reversed_targets(data_root: str | Path, class_names: Sequence[str], labels: 
 # ---------------------------------------------------------------- the evaluate command
 
 
-def _dataset_for(checkpoint, data: str | Path, split: str, decoder: str):
+def dataset_for(checkpoint, data: str | Path, split: str, decoder: str):
     from .data.ssv2 import SSv2Dataset
     from .video import ClipSpec
 
@@ -213,7 +213,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     env = init_distributed(args.device, args.threads)
     try:
         checkpoint = load_checkpoint(args.checkpoint, device=env.device)
-        dataset = _dataset_for(checkpoint, args.data, args.split, args.decoder)
+        dataset = dataset_for(checkpoint, args.data, args.split, args.decoder)
     except (CheckpointError, FileNotFoundError, ValueError, KeyError) as error:
         if env.is_main:
             print(f"error: {error}", file=sys.stderr)

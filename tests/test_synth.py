@@ -87,3 +87,12 @@ def test_low_clutter_keeps_the_motion_and_flattens_the_background():
     assert np.abs(np.diff(low.astype(np.float32), axis=0)).mean() > 0.5
     with pytest.raises(ValueError, match="clutter must be one of"):
         synth.generate("/nonexistent", seed=0, clutter="medium")
+
+
+def test_validation_fraction_one_gives_a_validation_only_set(tmp_path):
+    out = synth.generate(tmp_path / "val_only", seed=2, videos_per_class=2, size="32x40", frames=4, workers=1,
+                         validation_fraction=1.0)
+    assert json.loads((out / "train.json").read_text()) == []
+    assert len(json.loads((out / "validation.json").read_text())) == 2 * len(synth.TEMPORAL_CLASSES)
+    with pytest.raises(ValueError, match="validation_fraction"):
+        synth.generate(tmp_path / "bad", seed=0, validation_fraction=0.0)

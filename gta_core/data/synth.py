@@ -2,6 +2,7 @@
 
     python -m gta_core synth OUT --seed 0 [--variant temporal|appearance]
         [--videos-per-class 67] [--size 128x170] [--frames 16] [--fps 8] [--workers 2]
+        [--validation-fraction 0.2]
 
 writes
 
@@ -492,6 +493,7 @@ def generate(
     fps: int = 8,
     workers: int | None = None,
     clutter: str = "high",
+    validation_fraction: float = VALIDATION_FRACTION,
     command_line: str | None = None,
 ) -> Path:
     """Write a dataset (see the module docstring) and return its folder."""
@@ -501,6 +503,8 @@ def generate(
         raise ValueError(f"clutter must be one of {CLUTTER_LEVELS}, got {clutter!r}")
     if frames < 2 or videos_per_class < 1:
         raise ValueError("need frames >= 2 and videos_per_class >= 1")
+    if not 0.0 < validation_fraction <= 1.0:
+        raise ValueError(f"validation_fraction must be in (0, 1], got {validation_fraction}")
     out = Path(out_dir)
     videos = out / "videos"
     videos.mkdir(parents=True, exist_ok=True)
@@ -509,7 +513,7 @@ def generate(
     total = len(templates) * videos_per_class
     # Video ids are a seeded permutation, so an id says nothing about its class.
     ids = np.random.default_rng([seed, variant_code, 2**31]).permutation(total) + 1
-    n_val = max(1, round(videos_per_class * VALIDATION_FRACTION)) if videos_per_class > 1 else 0
+    n_val = max(1, round(videos_per_class * validation_fraction)) if videos_per_class > 1 else 0
     jobs, meta = [], []
     for c, template in enumerate(templates):
         for k in range(videos_per_class):
@@ -541,12 +545,13 @@ def generate(
     _write_json(out / "dataset_info.json", {
         "generator": "gta_core.data.synth", "generator_version": GENERATOR_VERSION,
         "seed": seed, "variant": variant, "videos_per_class": videos_per_class,
-        "num_classes": len(templates), "num_videos": total,
+        "num_classes": len(templates), "num_videos": total, "validation_fraction": validation_fraction,
         "height": height, "width": width, "frames": frames, "fps": fps, "clutter": clutter,
         "codec": "vp9", "container": "webm",
         "command_line": command_line or f"generate({str(out)!r}, seed={seed}, variant={variant!r}, "
                                         f"videos_per_class={videos_per_class}, size='{height}x{width}', "
-                                        f"frames={frames}, fps={fps}, clutter={clutter!r})",
+                                        f"frames={frames}, fps={fps}, clutter={clutter!r}, "
+                                        f"validation_fraction={validation_fraction})",
         "seconds": round(elapsed, 1), "workers": workers,
     })
     return out
@@ -558,6 +563,13 @@ def _write_json(path: Path, obj) -> None:
 
 # ---------------------------------------------------------------------------
 # CLI
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return value
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -574,6 +586,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=None, help="processes (default: the CPUs available)")
     p.add_argument("--clutter", choices=CLUTTER_LEVELS, default="high",
                    help="high: busy backgrounds and distractors; low: what the CPU demo models train on")
+    p.add_argument("--validation-fraction", type=_fraction, default=VALIDATION_FRACTION,
+                   help="share of each class's videos in validation.json (default 0.2; 1: a validation-only set)")
     p.set_defaults(func=_main)
 
 
@@ -581,11 +595,12 @@ def _main(args: argparse.Namespace) -> int:
     out = generate(
         args.out, seed=args.seed, variant=args.variant, videos_per_class=args.videos_per_class,
         size=args.size, frames=args.frames, fps=args.fps, workers=args.workers, clutter=args.clutter,
+        validation_fraction=args.validation_fraction,
         # Rebuilt from the parsed arguments (sys.argv is not ours when called in-process).
         command_line=(
             f"python -m gta_core synth {args.out} --seed {args.seed} --variant {args.variant} "
             f"--videos-per-class {args.videos_per_class} --size {args.size} --frames {args.frames} --fps {args.fps} "
-            f"--clutter {args.clutter}"
+            f"--clutter {args.clutter} --validation-fraction {args.validation_fraction}"
         ),
     )
     info = json.loads((out / "dataset_info.json").read_text())

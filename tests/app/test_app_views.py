@@ -16,7 +16,7 @@ THREE = ["a_nl", "b_dnl", "c_gta"]
 def test_predictions_sidebar_widgets_and_top_k(app):
     at = app.run()
     assert_clean(at)
-    assert at.radio(key="video_source").options == ["Bundled", "Upload"]
+    assert at.radio(key="video_source").options == ["Bundled", "Dataset", "Upload"]   # Dataset: the sample set
     assert at.selectbox(key="video_Bundled").value == "moving.mp4"        # the labelled video first
     assert len(at.multiselect(key="checkpoints").value) == 3             # first three by default
     assert at.selectbox(key="device").options[:2] == ["auto", "cpu"]

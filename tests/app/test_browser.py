@@ -71,11 +71,12 @@ def _wait_healthy(url: str, server: subprocess.Popen, deadline_s: float = 60.0) 
 
 
 @contextlib.contextmanager
-def _serve(checkpoints: list[Path]):
+def _serve(checkpoints: list[Path], cache: Path):
     """`streamlit run app/main.py` on a free localhost port with these checkpoint folders; yields its URL."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("GTA_LENS_")}
     env["GTA_LENS_CHECKPOINTS"] = os.pathsep.join(str(c) for c in checkpoints)
+    env["GTA_LENS_CACHE"] = str(cache)   # the Dataset view computes afresh
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.address", "127.0.0.1",
          "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
@@ -94,20 +95,20 @@ def _serve(checkpoints: list[Path]):
 
 
 @pytest.fixture(scope="module")
-def app_url():
-    with _serve([ROOT / c for c in CHECKPOINTS]) as url:
+def app_url(tmp_path_factory):
+    with _serve([ROOT / c for c in CHECKPOINTS], tmp_path_factory.mktemp("gta_lens_cache")) as url:
         yield url
 
 
-def _wait_for_figures(page, count: int) -> None:
+def _wait_for_figures(page, count: int, timeout_ms: int = TIMEOUT_MS) -> None:
     """Wait until the script run is over (no running indicator) and `count` figures have drawn."""
     page.wait_for_timeout(300)
-    expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=TIMEOUT_MS)
+    expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=timeout_ms)
     plots = page.locator("[data-testid='stMain'] .js-plotly-plot")
-    expect(plots).to_have_count(count, timeout=TIMEOUT_MS)
+    expect(plots).to_have_count(count, timeout=timeout_ms)
     # Every figure has drawn its plot area; no error box and no exception on the page.
     for index in range(count):
-        expect(plots.nth(index).locator(".main-svg").first).to_be_visible(timeout=TIMEOUT_MS)
+        expect(plots.nth(index).locator(".main-svg").first).to_be_visible(timeout=timeout_ms)
     assert page.locator("[data-testid='stException']").count() == 0
     assert page.locator("[data-testid='stAlertContentError']").count() == 0
 
@@ -133,9 +134,10 @@ def test_every_view_in_a_real_browser(app_url):
                 page.wait_for_timeout(500)  # let plotly finish its transitions before the picture
                 page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
             _upload_keeps_the_query(page, (25, 75))
+            _dataset_view_opens_a_clip_in_query_point(page, shots)
         finally:
             browser.close()
-    for _, name, _ in VIEWS:
+    for name in [name for _, name, _ in VIEWS] + ["dataset"]:
         assert (shots / f"{name}.png").stat().st_size > 10_000
 
 
@@ -216,6 +218,48 @@ def _upload_keeps_the_query(page, expected: tuple[int, int]) -> None:
     _assert_query(page, expected, "back on a bundled video")
 
 
+DATASET_FIGURES = 5   # per-class accuracy, 2 confusion matrices, per-class TA matrices, GTA's M̂
+
+
+def _dataset_view_opens_a_clip_in_query_point(page, shots: Path) -> None:
+    """Issue 13: the Dataset view on the bundled sample set, then a clip of "only B right" opened in Query point."""
+    page.get_by_role("link", name="Dataset", exact=True).click()
+    main = page.get_by_test_id("stMain")
+    expect(main.get_by_role("heading", name="Dataset")).to_be_visible(timeout=TIMEOUT_MS)
+    # 60 clips × 3 models, decoded once: ~6 s on an idle 2-core CPU, several times that beside other jobs.
+    _wait_for_figures(page, DATASET_FIGURES, timeout_ms=4 * TIMEOUT_MS)
+    expect(main.get_by_text("Not compared: appearance_r2d18_gta")).to_be_visible()
+    # A = NL, B = GTA by default (the appearance GTA has other classes): GTA is right on many clips NL misses.
+    only_b = int(main.locator("[data-testid='stMetric']", has_text="only B right")
+                 .get_by_test_id("stMetricValue").inner_text())
+    assert only_b >= 20, only_b
+    page.set_viewport_size({"width": 1600, "height": 3600})     # the whole view: stMain scrolls inside the page
+    page.wait_for_timeout(800)
+    page.screenshot(path=str(shots / "dataset.png"), full_page=True)
+    page.set_viewport_size({"width": 1600, "height": 1800})
+    caption = main.get_by_text(re.compile(r"^\d+ clips? only B right"))
+    assert int(caption.inner_text().split()[0]) == only_b
+    table = page.locator(".st-key-dataset_clips [data-testid='stDataFrame']")
+    table.scroll_into_view_if_needed()
+    box = table.bounding_box()
+    first_clip = _first_row_clip(page)
+    page.mouse.click(box["x"] + 18, box["y"] + 35 + 17)      # the first row's selection box (35 px rows)
+    expect(main.get_by_role("heading", name="Query point")).to_be_visible(timeout=TIMEOUT_MS)
+    _wait_for_figures(page, 1 + 1 + 2 + 2)                   # picker, NL row, DNL and GTA map + weights
+    sidebar = page.get_by_test_id("stSidebar")
+    expect(sidebar.get_by_role("combobox", name="Clip")).to_have_value(re.compile(rf"^validation/{first_clip} · "))
+    for name in ("temporal_r2d18_nl", "temporal_r2d18_dnl", "temporal_r2d18_gta"):   # one column header each
+        expect(main.locator("strong", has_text=re.compile(rf"^{name}$"))).to_have_count(1)
+    expect(main.get_by_text("appearance_r2d18_gta")).to_have_count(0)
+    assert f"video=validation%2F{first_clip}" in page.url and "source=Dataset" in page.url
+
+
+def _first_row_clip(page) -> str:
+    """The clip id in the first row of the clip table, read from the grid's accessible table."""
+    cell = page.locator(".st-key-dataset_clips [role='gridcell']").first
+    return cell.inner_text().strip()
+
+
 def test_3d_models_beside_a_2d_one_in_a_real_browser(tmp_path):
     """A SlowFast-GTA (32 frames, 8 Slow steps) and an imported MMAction2 I3D-NL (16 frames, 2 steps) beside the
     shipped 2D GTA: the query and temporal views draw every model, and captions name the time step and its frames."""
@@ -228,7 +272,7 @@ def test_3d_models_beside_a_2d_one_in_a_real_browser(tmp_path):
     peer.save_as_published(peer.i3d_r50(num_classes=400, non_local=True, base_channels=16), str(source), "")
     assert run_cli("import", "mmaction2", str(source), "--out", str(tmp_path / "i3d_nl"), "--frames", "16").returncode == 0
     folders = [tmp_path / "sf_gta", tmp_path / "i3d_nl", ROOT / "checkpoints/temporal_r2d18_gta"]
-    with _serve(folders) as url, sync_playwright() as playwright:
+    with _serve(folders, tmp_path / "cache") as url, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         try:
             page = browser.new_page(viewport={"width": 1600, "height": 1800})

@@ -243,3 +243,15 @@ def test_knockout_axis_names_the_whole_class():
     result = KnockoutResult(Component("res3.1", "block"), 0, np.array([2.0, 0.0]), np.array([1.0, 0.5]))
     title = knockout_figure([result], name).to_plotly_json()["layout"]["xaxis"]["title"]["text"]
     assert name in title.replace("<br>", " ")
+
+
+def test_dataset_figures_order_classes_by_the_gap_and_mark_reversal_pairs():
+    assert figures.short_class_name("Covering something with something") == "Covering with"
+    assert figures.gap_order([0.5, 0.0, None, 1.0], [1.0, 1.0, 0.5, 0.5]) == [1, 0, 3, 2]   # +1, +0.5, −0.5, no clips
+    bars = figures.per_class_figure(["up", "down", "left"], [1.0, 0.0, 0.5], [0.5, 1.0, 1.0], "A", "B")
+    bars = bars.to_dict()["data"]
+    assert list(bars[1]["customdata"]) == ["up", "left", "down"]                     # bottom to top: largest gap on top
+    pairs = {"up": "down", "down": "up", "same": "same"}
+    figure = figures.confusion_figure(np.eye(3, dtype=int), ["up", "down", "same"], pairs)
+    marks = [t for t in figure.to_dict()["data"] if t["type"] == "scatter"][0]
+    assert sorted(zip(marks["y"], marks["x"])) == [(0, 1), (1, 0)]                  # a palindrome class is not marked
