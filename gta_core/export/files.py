@@ -10,7 +10,10 @@ and while the HTML page and the MP4 are written. kaleido finds Debian's
 `--browser PATH` names another. Without one, `png_session` yields None and the
 export writes everything but the PNGs (`NO_BROWSER_NOTE` says so).
 Size: layout.width × layout.height, plotly.js's 700 × 450 where a builder sets
-none (plotly.io.write_images would use 700 × 500, and ignore the layout's size).
+none. kaleido is called directly, as plotly.io.write_images calls it, because
+write_images gives every figure 700 × 500 unless told otherwise (it does not
+read the layout's size), drops the errors kaleido returns for failed figures,
+and takes no browser path.
 """
 from __future__ import annotations
 
