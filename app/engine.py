@@ -273,10 +273,7 @@ def _autocast(device: str, precision: str):
 
 
 def _has_dnl(cap: Capture) -> bool:
-    return any(
-        getattr(r, "kind", "") == "dnl" and r.spatial is not None and r.temporal is not None
-        for r in cap.records.values()
-    )
+    return any(getattr(r, "swappable", False) for r in cap.records.values())   # DNL or SA+TAPE
 
 
 @st.cache_resource(show_spinner=False, max_entries=RESULT_CACHE_ENTRIES)

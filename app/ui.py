@@ -11,7 +11,7 @@ import streamlit as st
 
 from gta_core import CheckpointError
 from gta_core.video import VideoError
-from gta_core.views import block_kind, dataset_label
+from gta_core.views import block_kind, dataset_label, find_record, frame_spans, step_frames, step_names
 
 from . import engine
 from .settings import VIDEO_SUFFIXES, Settings, checkpoint_folders, list_videos
@@ -28,9 +28,21 @@ SOURCES = ("Bundled", "Folder", "Upload")
 @dataclass(frozen=True)
 class Query:
     block: str
-    t: int
+    t: int                     # a frame of the longest chosen clip (`frames` long)
     fy: float                  # fraction of the crop height, in [0, 1)
     fx: float
+    frames: int = 0            # 0: every model's clip has t
+
+    def frame_for(self, clip_frames: int) -> int:
+        """The query frame in a clip of `clip_frames` frames sampled from the same video.
+
+        Clips are sampled uniformly over the video, so frame t of a T-frame clip
+        sits at time (t + ½)/T: an 8-frame R2D and a 64-frame SlowFast are
+        queried at the same moment.
+        """
+        if not self.frames or self.frames == clip_frames:
+            return min(self.t, clip_frames - 1)
+        return min(clip_frames - 1, int((self.t + 0.5) * clip_frames / self.frames))
 
 
 @dataclass
@@ -230,11 +242,16 @@ def choose_query(results: list[engine.ModelResult]) -> tuple[Query | None, int]:
     top_k = st.sidebar.slider("Top-k", 1, 10, 5, key="top_k")
     if not results:
         return None, top_k
-    blocks = list(dict.fromkeys(name for r in results for name in r.capture.records))
+    # One entry per stage.index: "res3.1" of an R2D and "slow.res3.1" of a SlowFast are queried together.
+    by_position: dict[str, str] = {}
+    for result in results:
+        for name in result.capture.records:
+            by_position.setdefault(_stage_index(name), name)
+    blocks = list(by_position.values())
     if not blocks:
         st.sidebar.info("The chosen models have no attention blocks.")
         return None, top_k
-    frames = min(r.frames.shape[0] for r in results)
+    frames = max(r.frames.shape[0] for r in results)
     # The kept query, fitted to these models (another video or checkpoint may have fewer frames or other
     # blocks); (y, x) are relative, so they carry over unchanged.
     kept = query_state()
@@ -251,7 +268,11 @@ def choose_query(results: list[engine.ModelResult]) -> tuple[Query | None, int]:
     y = st.sidebar.slider("y (% of height)", 0, 99, key="q_y", on_change=_keep_query, args=("y",))
     x = st.sidebar.slider("x (% of width)", 0, 99, key="q_x", on_change=_keep_query, args=("x",))
     st.sidebar.caption("Or click on the frame in the Query point view.")
-    return Query(block, t, (y + 0.5) / 100, (x + 0.5) / 100), top_k
+    return Query(block, t, (y + 0.5) / 100, (x + 0.5) / 100, frames), top_k
+
+
+def _stage_index(block: str) -> str:
+    return ".".join(block.split(".")[-2:])
 
 
 def on_pick() -> None:
@@ -311,10 +332,28 @@ def record_for(result: engine.ModelResult, query: Query, swapped: bool = False):
     capture = result.swapped if swapped else result.capture
     if capture is None:
         return None
-    record = capture.records.get(query.block)
+    record = find_record(capture.records, query.block)
     if record is None:
         st.info(f"{result.name} has no block {query.block} (it has {', '.join(capture.records) or 'none'}).")
     return record
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Where the query sits in one model's block: the frame of its clip, the images and names of its steps."""
+
+    frame: int                 # the query frame in this model's clip
+    images: "np.ndarray"       # (T', S, S, 3): one frame per time step of the block
+    names: list[str] | None    # per-step tick names; None when every step is one frame (R2D)
+
+
+def timeline(result: engine.ModelResult, record, query: Query) -> Timeline:
+    per_frame = all(stop - start == 1 for start, stop in frame_spans(record))
+    return Timeline(
+        query.frame_for(result.frames.shape[0]),
+        step_frames(result.frames, record),
+        None if per_frame and len(frame_spans(record)) == result.frames.shape[0] else step_names(record),
+    )
 
 
 def model_columns(results: list[engine.ModelResult]):

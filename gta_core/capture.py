@@ -27,6 +27,11 @@ from .layers.common import pooled_grid, pooled_spans
 from .models import VideoNet
 
 
+# Per time step of a block: the [start, stop) input frames it stands for. R2D: ((0, 1), (1, 2), ...);
+# SlowFast's Slow pathway: ((0, 4), (4, 8), ...); I3D's res3/res4: ((0, 8), (8, 16), ...).
+FrameSpans = tuple[tuple[int, int], ...]
+
+
 @dataclass
 class SpatialMaps:
     """SA weights: for each frame, every query pixel over the pooled key pixels."""
@@ -66,6 +71,7 @@ class NonLocalRecord:
     grid: tuple[int, int]
     key_grid: tuple[int, int]
     key_spans: tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]] = ((), ())  # as in SpatialMaps
+    frame_spans: FrameSpans = ()
     kind: str = "nl"
 
     def row(self, t: int, y: int, x: int, batch: int = 0) -> torch.Tensor:
@@ -84,7 +90,13 @@ class DecoupledRecord:
     temporal: TemporalMaps | None
     positional: bool               # TAPE
     swapped: bool                  # captured with swapped projections (Fig. 7)
-    kind: str = "dnl"
+    kind: str                      # decoupled_kind(): "sa", "ta", "tape", "dnl" or "sa+tape"
+    frame_spans: FrameSpans = ()
+
+    @property
+    def swappable(self) -> bool:
+        """SA and TA (or TAPE) both present: what `capture(..., swap_projections=True)` changes (Fig. 7)."""
+        return self.spatial is not None and self.temporal is not None
 
 
 @dataclass
@@ -98,6 +110,7 @@ class GTARecord:
     # (B, K): each region's contribution to the block's output, after W_R^O and the closing
     # BatchNorm's scale, averaged over frames (see `_region_contribution`).
     region_strength: torch.Tensor | None
+    frame_spans: FrameSpans = ()
     kind: str = "gta"
 
     def regions_by_strength(self, batch: int = 0) -> list[int]:
@@ -135,6 +148,16 @@ def _tensors(record) -> Iterator[torch.Tensor]:
             yield value
         elif isinstance(value, (SpatialMaps, TemporalMaps)):
             yield from _tensors(value)
+
+
+def decoupled_kind(block: DecoupledAttention) -> str:
+    """One of "sa", "ta", "tape" (TA with its positional embedding), "dnl" (SA then TA), "sa+tape"."""
+    temporal = None if block.temporal is None else "tape" if block.temporal.positional is not None else "ta"
+    if block.spatial is None:
+        if temporal is None:
+            raise ValueError("a DecoupledAttention block without SA and without TA")
+        return temporal
+    return {None: "sa", "ta": "dnl", "tape": "sa+tape"}[temporal]
 
 
 def _as_group_head(matrix: torch.Tensor | None) -> torch.Tensor | None:
@@ -201,12 +224,15 @@ class _Recorder:
         weights = rearrange(self.outputs[part.attend], "(b h w) q k -> b h w q k", b=batch, h=height, w=width)
         return TemporalMaps(weights)
 
-    def record(self, name: str, block: nn.Module, batch: int, frames: int, swapped: bool) -> AttentionRecord:
+    def record(self, name: str, block: nn.Module, batch: int, spans: FrameSpans, swapped: bool) -> AttentionRecord:
+        # The block's time steps T' (after a 3D backbone's temporal strides): its input is (B·T', C, H, W).
+        frames = len(spans)
         if isinstance(block, NonLocalBlock):
             height, width = self.input_shapes[block][-2:]
-            spans = (pooled_spans(block.pool, height), pooled_spans(block.pool, width))
+            key_spans = (pooled_spans(block.pool, height), pooled_spans(block.pool, width))
             return NonLocalRecord(
-                name, self.outputs[block.attend], frames, (height, width), block.key_grid(height, width), spans
+                name, self.outputs[block.attend], frames, (height, width), block.key_grid(height, width), key_spans,
+                frame_spans=spans,
             )
         if isinstance(block, DecoupledAttention):
             return DecoupledRecord(
@@ -215,6 +241,8 @@ class _Recorder:
                 temporal=self.temporal_maps(block.temporal, batch) if block.temporal else None,
                 positional=block.temporal is not None and block.temporal.positional is not None,
                 swapped=swapped and block.spatial is not None and block.temporal is not None,
+                kind=decoupled_kind(block),
+                frame_spans=spans,
             )
         gta = block.temporal
         regions = strength = None
@@ -232,6 +260,7 @@ class _Recorder:
             region_matrix=_as_group_head(gta.region_matrix),
             regions=regions,
             region_strength=strength,
+            frame_spans=spans,
         )
 
 
@@ -285,6 +314,9 @@ def capture(model: VideoNet, clip: torch.Tensor, swap_projections: bool = False)
             logits = model(clip)
     finally:
         recorder.eject()
-    batch, frames = clip.shape[0], clip.shape[2]
-    records = {name: recorder.record(name, block, batch, frames, swap_projections) for name, block in blocks.items()}
+    batch = clip.shape[0]
+    records = {
+        name: recorder.record(name, block, batch, model.time_spans(name), swap_projections)
+        for name, block in blocks.items()
+    }
     return Capture(logits=logits, records=records)

@@ -7,9 +7,9 @@ import sys
 
 from .checkpoint import CheckpointError, load_checkpoint
 from .flops import count_parameters, measure_cost
-from .models import list_models
+from .models import list_models, model_config, model_source
 
-# The paper's Table 1 / Table 6 (R2D-50, 8×224², 174 classes).
+# The paper's Table 1 / Table 6 (R2D-50 at 8×224², SlowFast-R50 16×8 at 256², 174 classes).
 PAPER_COST = {
     "r2d50": (23.9, 32.7),
     "r2d50_nl": (31.2, 61.1),
@@ -18,22 +18,31 @@ PAPER_COST = {
     "r2d50_dnl": (31.2, 49.9),
     "r2d50_tape": (31.2, 49.9),
     "r2d50_gta": (31.2, 50.2),
+    "slowfast_r50": (34.0, 131.4),
+    "slowfast_r50_nl": (41.4, 239.9),
+    "slowfast_r50_dnl": (41.4, 169.1),
+    "slowfast_r50_gta": (41.4, 169.9),
 }
 
 
 def _add_shape_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--frames", type=int, default=8, help="clip length T (default 8)")
-    parser.add_argument("--size", type=int, default=224, help="input side in pixels (default 224)")
+    parser.add_argument("--frames", type=int, help="clip length T (default: the model's, e.g. 8 for R2D, 64 for SlowFast)")
+    parser.add_argument("--size", type=int, help="input side in pixels (default: the model's, 224; 256 for SlowFast)")
     parser.add_argument("--classes", type=int, default=174, help="number of classes (default 174, SSv2)")
 
 
 def _cost_rows(names: list[str], args) -> list[dict]:
     rows = []
     for name in names:
-        cost = measure_cost(name, frames=args.frames, size=args.size, classes=args.classes)
-        paper = PAPER_COST.get(name) if (args.frames, args.size, args.classes) == (8, 224, 174) else None
+        config = model_config(name)
+        frames, size = args.frames or config.num_frames, args.size or config.input_size
+        cost = measure_cost(name, frames=frames, size=size, classes=args.classes)
+        at_paper_input = (frames, size, args.classes) == (config.num_frames, config.input_size, 174)
+        paper = PAPER_COST.get(name) if at_paper_input else None
         rows.append({
             "name": name,
+            "frames": frames,
+            "size": size,
             "params_m": round(cost.params_m, 3),
             "gflops": round(cost.gflops, 2),
             "paper_params_m": paper[0] if paper else None,
@@ -46,17 +55,21 @@ def _print_rows(rows: list[dict], args) -> None:
     if args.json:
         print(json.dumps(rows, indent=2))
         return
-    print(f"{args.frames}×{args.size}², {args.classes} classes; 1 multiply-add = 1 FLOP, BatchNorm not counted")
-    print(f"{'model':<22}{'params (M)':>12}{'GFLOPs':>10}{'paper params':>14}{'paper GFLOPs':>14}")
+    print(f"{args.classes} classes; 1 multiply-add = 1 FLOP, BatchNorm not counted")
+    source = "  source" if rows and "source" in rows[0] else ""
+    print(f"{'model':<22}{'params (M)':>12}{'GFLOPs':>10}{'paper params':>14}{'paper GFLOPs':>14}{'input':>10}{source}")
     for row in rows:
         paper_p = f"{row['paper_params_m']:.1f}" if row["paper_params_m"] else "-"
         paper_f = f"{row['paper_gflops']:.1f}" if row["paper_gflops"] else "-"
-        print(f"{row['name']:<22}{row['params_m']:>12.2f}{row['gflops']:>10.2f}{paper_p:>14}{paper_f:>14}")
+        shape = f"{row['frames']}×{row['size']}²"
+        line = f"{row['name']:<22}{row['params_m']:>12.2f}{row['gflops']:>10.2f}{paper_p:>14}{paper_f:>14}{shape:>10}"
+        print(f"{line}  {row['source']}" if source else line)
 
 
 def cmd_models(args) -> int:
     names = [n for n in list_models() if args.filter in n]
-    _print_rows(_cost_rows(names, args), args)
+    rows = [{**row, "source": model_source(row["name"])} for row in _cost_rows(names, args)]
+    _print_rows(rows, args)
     return 0
 
 
@@ -97,7 +110,7 @@ def cmd_info(args) -> int:
 
 
 def register(subparsers) -> None:
-    models = subparsers.add_parser("models", help="list registered models with params and GFLOPs")
+    models = subparsers.add_parser("models", help="list registered models with params, GFLOPs and where each comes from")
     _add_shape_args(models)
     models.add_argument("--filter", default="", help="only names containing this text")
     models.add_argument("--json", action="store_true")

@@ -32,9 +32,16 @@ def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def measure_cost(name: str, frames: int = 8, size: int = 224, classes: int = 174, **overrides) -> ModelCost:
-    """Params and multiply-adds of one clip of `frames`×`size`² for a registered model."""
-    return measure_architecture_cost(model_config(name, num_frames=frames, num_classes=classes, **overrides), size)
+def measure_cost(name: str, frames: int | None = None, size: int | None = None, classes: int = 174, **overrides) -> ModelCost:
+    """Params and multiply-adds of one clip for a registered model.
+
+    frames / size default to the model's own input: 8×224² for R2D (Table 1's
+    2D rows), 64×256² for SlowFast (the 16×8 setting of the 3D rows), 32×224² for I3D.
+    """
+    config = model_config(name, num_classes=classes, **overrides)
+    if frames is not None:
+        config = model_config(name, num_classes=classes, num_frames=frames, **overrides)
+    return measure_architecture_cost(config, size or config.input_size)
 
 
 def measure_architecture_cost(config: VideoNetConfig, size: int = 224) -> ModelCost:

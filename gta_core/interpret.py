@@ -40,7 +40,7 @@ from einops import rearrange
 from torch import nn
 
 from .layers import DecoupledAttention, GlobalTemporalAttention, GTABlock, NonLocalBlock
-from .models import VideoNet
+from .models import VideoNet, VideoNetConfig
 
 ORDERS = ("original", "reversed", "shuffled")
 
@@ -201,7 +201,7 @@ def integrated_gradients(
     )
 
 
-def grad_cam(model: VideoNet, clip: torch.Tensor, target: int | None = None, layer: str = "res5") -> Attribution:
+def grad_cam(model: VideoNet, clip: torch.Tensor, target: int | None = None, layer: str | None = None) -> Attribution:
     """Grad-CAM (Selvaraju et al. 2017) on the output of a backbone stage, one map per frame.
 
     The R2D backbone folds frames into the batch, so the stage's output is
@@ -211,6 +211,10 @@ def grad_cam(model: VideoNet, clip: torch.Tensor, target: int | None = None, lay
     last stage, with TSN's average consensus and a linear head after global
     pooling, the maps summed over frames and pixels equal the class logit minus
     the head's bias exactly, and `per_frame[t]` is frame t's share of it.
+    A 3D stage gives one map per time step (I3D: 8 frames a step; SlowFast:
+    its Slow pathway's last stage, 4 frames a step); each step's map is
+    spread evenly over the frames it stands for, so sums are kept (on SlowFast
+    they add up to the Slow pathway's share of the logit, not all of it).
     The layer hook lives on a private copy and is removed by captum.
     """
     from captum.attr import LayerGradCam
@@ -219,10 +223,14 @@ def grad_cam(model: VideoNet, clip: torch.Tensor, target: int | None = None, lay
     batch = _as_batch(private, clip)
     logits = _logits(private, batch)
     target = _target(logits, target)
+    layer = layer or _last_stage(private)
     stage = getattr(private.backbone, layer)
     with torch.enable_grad():
         cams = LayerGradCam(private, stage).attribute(batch, target=target, relu_attributions=False)
-    maps = cams[:, 0]                                        # (T, 1, h, w) -> (T, h, w)
+    if private.is_3d:
+        maps = _spread_over_frames(cams[0, 0], private.time_spans(f"{layer.replace('_', '.')}.0"))
+    else:
+        maps = cams[:, 0]                                    # (T, 1, h, w) -> (T, h, w)
     return Attribution(
         method="grad_cam",
         target=target,
@@ -230,6 +238,15 @@ def grad_cam(model: VideoNet, clip: torch.Tensor, target: int | None = None, lay
         maps=_numpy(maps),
         per_frame=_numpy(maps.sum(dim=(1, 2))),
     )
+
+
+def _last_stage(model: VideoNet) -> str:
+    return "slow_res5" if model.config.backbone == "slowfast" else "res5"
+
+
+def _spread_over_frames(step_maps: torch.Tensor, spans) -> torch.Tensor:
+    """(T', h, w) maps of time steps -> (T, h, w): each step's map / its frame count on each of its frames."""
+    return torch.cat([step_maps[i : i + 1].expand(stop - start, -1, -1) / (stop - start) for i, (start, stop) in enumerate(spans)])
 
 
 # --------------------------------------------------------------------------- frame occlusion
@@ -348,6 +365,28 @@ class OrderProbe:
 
     def top1_changed(self, order: str) -> bool:
         return self.top1[ORDERS.index(order)] != self.top1[0]
+
+
+def order_sensitivity(config: VideoNetConfig) -> tuple[bool, str]:
+    """(can the model tell frame orders apart, why), from its architecture alone.
+
+    The facts tests/test_models.py and tests/test_models_3d.py check: per-frame
+    2D convolutions, average consensus and attention without positions
+    (R2D, + NL, + SA, + TA, + DNL) give the same logits for any order of the
+    same frames; a positional table (TAPE), learned T×T matrices (GTA), the
+    TSM shift and 3D temporal convolutions do not.
+    """
+    if config.backbone == "i3d":
+        return True, "its inflated 3×1×1 and 5×7×7 temporal convolutions and temporal strides see frame order"
+    if config.backbone == "slowfast":
+        return True, "its temporal convolutions, the Slow pathway's every-4th-frame sampling and the time-strided laterals see frame order"
+    if config.tsm:
+        return True, "TSM shifts channels between neighbouring frames"
+    if config.block == "tape":
+        return True, "TAPE adds a learned position per frame"
+    if config.block == "gta":
+        return True, "GTA's learned T×T matrices weigh frames by position"
+    return False, "per-frame convolutions, average consensus and attention without positions ignore frame order"
 
 
 def order_probe_one(model: VideoNet, clip: torch.Tensor, seed: int = 0) -> OrderProbe:
@@ -590,9 +629,11 @@ def knockout(
         for handle in handles:
             handle.remove()
     target = _target(logits[None], target)
+    with torch.inference_mode():
+        context = private.resume_context(batch)
     results = []
     for component in components:
         with knocked_out(private, component), torch.inference_mode():
-            knocked = private.forward_from_block(component.block, inputs[component.block]).float()[0]
+            knocked = private.forward_from_block(component.block, inputs[component.block], context).float()[0]
         results.append(KnockoutResult(component, target, _numpy(logits), _numpy(knocked)))
     return results

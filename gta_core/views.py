@@ -5,8 +5,13 @@ the slice a figure needs. Everything here uses the public record API of
 `gta_core.capture` and is cheap (indexing and small reductions), so that a
 query-point change costs milliseconds even when a capture holds tens of MB.
 
-Coordinates. A query is (t, fy, fx): a frame index and a position given as a
-fraction of the input crop's height and width, in [0, 1). Fractions let one
+Coordinates. A query is (t, fy, fx): a frame index of the model's input clip
+and a position given as a fraction of the input crop's height and width, in
+[0, 1). A block of a 3D model has fewer time steps than the clip has frames
+(SlowFast's Slow pathway: one per α = 4 frames; I3D's res3/res4: one per 8):
+frame t is read at the step that stands for it (`step_of`, from the record's
+`frame_spans`), and labels name both ("slow pathway, step 3 = frames 12–15").
+Fractions let one
 query serve models with different input sizes and blocks with different
 feature grids: on a block with grid (H, W) the query cell is
 (⌊fy·H⌋, ⌊fx·W⌋), i.e. y = Y·H / input_size for a pixel row Y of the crop.
@@ -24,6 +29,74 @@ import torch
 
 from .capture import Capture, DecoupledRecord, GTARecord, NonLocalRecord, SpatialMaps, TemporalMaps
 from .matrices import invariant_summary
+
+
+# --------------------------------------------------------------------------- time: frames and time steps
+
+
+def frame_spans(record) -> tuple[tuple[int, int], ...]:
+    """The [start, stop) input frames each time step of the record's block stands for."""
+    if record.frame_spans:
+        return tuple(record.frame_spans)
+    return tuple((t, t + 1) for t in range(_num_steps(record)))
+
+
+def _num_steps(record) -> int:
+    if isinstance(record, NonLocalRecord):
+        return record.num_frames
+    if record.spatial is not None:
+        return record.spatial.weights.shape[1]
+    return record.temporal.weights.shape[-1]
+
+
+def step_of(record, frame: int) -> int:
+    """The time step of the record's block that stands for input frame `frame` (clamped to the clip)."""
+    spans = frame_spans(record)
+    for step, (start, stop) in enumerate(spans):
+        if start <= frame < stop:
+            return step
+    return 0 if frame < spans[0][0] else len(spans) - 1
+
+
+def pathway(block: str) -> str | None:
+    """"slow" for SlowFast's "slow.res3.1", None for one-pathway models ("res3.1")."""
+    head = block.split(".")[0]
+    return head if head in ("slow", "fast") else None
+
+
+def is_per_frame(record) -> bool:
+    """True when every time step is one input frame (R2D, SlowFast's Fast pathway)."""
+    return all(stop - start == 1 for start, stop in frame_spans(record))
+
+
+def step_label(record, step: int) -> str:
+    """"frame 3" (R2D), or "slow pathway, step 3 = frames 12–15" (3D) for captions."""
+    start, stop = frame_spans(record)[step]
+    where = f"{pathway(record.name)} pathway, " if pathway(record.name) else ""
+    if is_per_frame(record):
+        return f"{where}frame {start}"
+    return f"{where}step {step} = frames {start}–{stop - 1}"
+
+
+def step_names(record) -> list[str]:
+    """Short per-step names for ticks and titles: "t=3" (one frame a step) or "3: f12–15"."""
+    if is_per_frame(record):
+        return [f"t={start}" for start, _ in frame_spans(record)]
+    return [f"{step}: f{start}–{stop - 1}" for step, (start, stop) in enumerate(frame_spans(record))]
+
+
+def step_frames(frames: np.ndarray, record) -> np.ndarray:
+    """(T', S, S, 3): for each time step, the first input frame it stands for (the one the Slow pathway sees)."""
+    return frames[[start for start, _ in frame_spans(record)]]
+
+
+def find_record(records: dict, block: str):
+    """The record named `block`, or the one at the same stage and index on another pathway layout
+    ("res3.1" on SlowFast is "slow.res3.1"), so one query serves 2D and 3D models side by side."""
+    if block in records:
+        return records[block]
+    suffix = ".".join(block.split(".")[-2:])
+    return next((r for name, r in records.items() if ".".join(name.split(".")[-2:]) == suffix), None)
 
 
 def grid_cell(fy: float, fx: float, grid: tuple[int, int]) -> tuple[int, int]:
@@ -79,16 +152,8 @@ def top_k(probs: np.ndarray, class_names: list[str], k: int) -> list[tuple[int, 
 
 
 def block_kind(record) -> str:
-    """A short label of what a record's block is: NL, SA, TA, DNL, TAPE, GTA."""
-    if isinstance(record, NonLocalRecord):
-        return "NL"
-    if isinstance(record, GTARecord):
-        return "GTA"
-    if record.spatial is not None and record.temporal is not None:
-        return "SA+TAPE" if record.positional else "DNL"
-    if record.temporal is not None:
-        return "TAPE" if record.positional else "TA"
-    return "SA"
+    """A short label of what a record's block is: NL, SA, TA, TAPE, DNL, SA+TAPE or GTA (its `kind`, upper case)."""
+    return record.kind.upper()
 
 
 @dataclass
@@ -97,26 +162,30 @@ class QueryView:
 
     block: str
     kind: str                              # block_kind()
+    step: int                              # the block's time step that holds the query frame
+    step_label: str                        # e.g. "frame 4" or "slow pathway, step 3 = frames 12–15"
     cell: tuple[int, int]                  # query (y, x) on the block's feature grid
     grid: tuple[int, int]                  # (H, W) feature grid
     key_grid: tuple[int, int] | None       # (h, w) grid the spatial keys live on
     key_extents: KeyExtents | None         # where each key cell lies in the crop (fractions)
-    spacetime: np.ndarray | None = None    # NL: (T, h, w) row over all frames
-    spatial: np.ndarray | None = None      # SA part: (h, w) map inside the query frame
-    temporal: np.ndarray | None = None     # TA part: (T,) weights of the query frame over frames
+    spacetime: np.ndarray | None = None    # NL: (T', h, w) row over all time steps
+    spatial: np.ndarray | None = None      # SA part: (h, w) map inside the query step
+    temporal: np.ndarray | None = None     # TA part: (T',) weights of the query step over steps
     # GTA: the learned rows M̂[t] (mean |M̂| over groups and heads); the same at every pixel.
     global_rows: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
 
 def query_view(record, t: int, fy: float, fx: float, batch: int = 0) -> QueryView:
-    """Slices of a record for the query (t, fy, fx); see the module docstring for coordinates."""
+    """Slices of a record for the query (frame t, fy, fx); see the module docstring for coordinates."""
     kind = block_kind(record)
+    step = step_of(record, t)
+    when = dict(step=step, step_label=step_label(record, step))
     if isinstance(record, NonLocalRecord):
         y, x = grid_cell(fy, fx, record.grid)
-        row = record.row(t, y, x, batch).numpy()
+        row = record.row(step, y, x, batch).numpy()
         return QueryView(
-            record.name, kind, (y, x), record.grid, record.key_grid, key_extents(record.key_spans, record.grid),
-            spacetime=row,
+            record.name, kind, **when, cell=(y, x), grid=record.grid, key_grid=record.key_grid,
+            key_extents=key_extents(record.key_spans, record.grid), spacetime=row,
         )
     spatial_maps = record.spatial
     if isinstance(record, GTARecord):
@@ -124,24 +193,25 @@ def query_view(record, t: int, fy: float, fx: float, batch: int = 0) -> QueryVie
         rows = {}
         for label, matrix in (("M̂_P", record.pixel_matrix), ("M̂_R", record.region_matrix)):
             if matrix is not None:
-                rows[label] = GTARecord.mean_abs(matrix)[t].numpy()
+                rows[label] = GTARecord.mean_abs(matrix)[step].numpy()
         return QueryView(
-            record.name, kind, (y, x), spatial_maps.grid, spatial_maps.key_grid,
-            key_extents(spatial_maps.key_spans, spatial_maps.grid),
-            spatial=spatial_maps.map_at(t, y, x, batch).numpy(), global_rows=rows,
+            record.name, kind, **when, cell=(y, x), grid=spatial_maps.grid, key_grid=spatial_maps.key_grid,
+            key_extents=key_extents(spatial_maps.key_spans, spatial_maps.grid),
+            spatial=spatial_maps.map_at(step, y, x, batch).numpy(), global_rows=rows,
         )
     # DecoupledRecord: SA and/or TA. TA's grid is the block's input grid, the same as SA's.
     if spatial_maps is not None:
         grid = spatial_maps.grid
     else:
-        weights = record.temporal.weights          # (B, H, W, T, T)
+        weights = record.temporal.weights          # (B, H, W, T', T')
         grid = (weights.shape[1], weights.shape[2])
     y, x = grid_cell(fy, fx, grid)
     return QueryView(
-        record.name, kind, (y, x), grid, spatial_maps.key_grid if spatial_maps is not None else None,
-        key_extents(spatial_maps.key_spans, grid) if spatial_maps is not None else None,
-        spatial=spatial_maps.map_at(t, y, x, batch).numpy() if spatial_maps is not None else None,
-        temporal=record.temporal.weights_at(t, y, x, batch).numpy() if record.temporal is not None else None,
+        record.name, kind, **when, cell=(y, x), grid=grid,
+        key_grid=spatial_maps.key_grid if spatial_maps is not None else None,
+        key_extents=key_extents(spatial_maps.key_spans, grid) if spatial_maps is not None else None,
+        spatial=spatial_maps.map_at(step, y, x, batch).numpy() if spatial_maps is not None else None,
+        temporal=record.temporal.weights_at(step, y, x, batch).numpy() if record.temporal is not None else None,
     )
 
 

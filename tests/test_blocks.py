@@ -217,3 +217,30 @@ def test_swapped_dnl_uses_the_other_projections():
     by_hand = block.temporal(block.spatial(x, temporal_proj), spatial_proj)
     torch.testing.assert_close(swapped, by_hand)
     assert (normal - swapped).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("kind", ["nl", "sa", "ta", "dnl", "tape", "gta"])
+def test_fused_kernel_equals_the_explicit_softmax_path(kind):
+    """Unwatched, `attend` runs torch's fused scaled_dot_product_attention; watched (a capture hook on
+    the block's softmax), it forms the weights explicitly. Same output to float tolerance, forward and grad."""
+    from gta_core.layers.common import AttentionSoftmax
+
+    torch.manual_seed(3)
+    block = BLOCKS[kind]().eval()
+    for module in block.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            torch.nn.init.ones_(module.weight)
+    softmaxes = [m for m in block.modules() if isinstance(m, AttentionSoftmax) and m is not getattr(block, "regions", None)]
+    x = features().requires_grad_()
+    fused = block(x)
+    (fused_grad,) = torch.autograd.grad(fused.square().sum(), x)
+    handles = [m.register_forward_hook(lambda *args: None) for m in softmaxes]
+    assert all(m.watched for m in softmaxes)
+    explicit = block(x)
+    (explicit_grad,) = torch.autograd.grad(explicit.square().sum(), x)
+    for handle in handles:
+        handle.remove()
+    assert not any(m.watched for m in softmaxes)
+    assert (fused - x).abs().mean() > 1e-3                  # the block does change its input
+    torch.testing.assert_close(fused, explicit, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(fused_grad, explicit_grad, rtol=1e-4, atol=1e-4)

@@ -14,7 +14,10 @@ import torch
 import torch.nn.functional as F
 
 from gta_core import capture, create_model
-from tests.helpers import activate_blocks, one_thread  # noqa: F401  (module fixture)
+from gta_core.capture import decoupled_kind
+from gta_core.layers import DecoupledAttention
+from gta_core.views import block_kind
+from tests.helpers import activate_blocks, one_thread, project  # noqa: F401  (module fixture)
 
 B, T, GRID = 2, 4, (6, 10)
 CLIP = torch.randn(B, 3, T, 8 * GRID[0], 8 * GRID[1], generator=torch.Generator().manual_seed(0))
@@ -40,12 +43,6 @@ def run_with_inputs(model, parts: dict[str, torch.nn.Module]):
         for handle in handles:
             handle.remove()
     return result.records["res3.1"], seen
-
-
-def project(conv: torch.nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
-    """A 1×1 convolution written out: (N, C, H, W) -> (N, C', H, W)."""
-    out = torch.einsum("oc,nchw->nohw", conv.weight[:, :, 0, 0], x)
-    return out if conv.bias is None else out + conv.bias[None, :, None, None]
 
 
 def pooled(x: torch.Tensor) -> torch.Tensor:
@@ -164,3 +161,24 @@ def test_region_strength_is_the_contribution_after_the_output_projection():
         update = scale * maps[b, t, k][:, None] * mixed[b, t, k][None, :]    # (H·W, C_R): region k alone
         per_frame.append(((update @ gta.region_out.weight[:, :, 0, 0].T) * gain).norm())
     assert record.region_strength[b, k].item() == pytest.approx(torch.stack(per_frame).mean().item(), rel=1e-4)
+
+
+@pytest.mark.parametrize("block, kind, swappable", [
+    ("nl", "nl", False), ("sa", "sa", False), ("ta", "ta", False), ("dnl", "dnl", True),
+    ("tape", "sa+tape", True), ("gta", "gta", False),
+])
+def test_record_kind_says_which_block_was_captured(block, kind, swappable):
+    """`kind` is set at capture time from the block's parts; `block_kind` is its upper case."""
+    record = capture(tiny(block), CLIP).records["res3.1"]
+    assert record.kind == kind and block_kind(record) == kind.upper()
+    assert getattr(record, "swappable", False) is swappable
+
+
+def test_decoupled_kind_of_every_combination():
+    """TA with its positional embedding and no SA is "tape"; a block with neither part is refused."""
+    parts = {"sa": dict(temporal=False), "ta": dict(spatial=False), "tape": dict(spatial=False, positional=True),
+             "dnl": dict(), "sa+tape": dict(positional=True)}
+    for kind, switches in parts.items():
+        assert decoupled_kind(DecoupledAttention(16, T, **switches)) == kind
+    with pytest.raises(ValueError, match="without SA and without TA"):
+        decoupled_kind(DecoupledAttention(16, T, spatial=False, temporal=False))

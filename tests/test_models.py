@@ -87,7 +87,8 @@ def test_capture_matches_plain_forward_and_rows_sum_to_one(name, record_type):
     with torch.no_grad():
         plain = model(clip)
     result = capture(model, clip)
-    assert torch.equal(result.logits, plain)
+    # Capture takes the explicit softmax path, a plain forward the fused kernel (layers/common.attend): equal to float tolerance.
+    torch.testing.assert_close(result.logits, plain, rtol=1e-5, atol=1e-6)
     assert list(result.records) == ["res3.1", "res4.1"]
     for record in result.records.values():
         assert isinstance(record, record_type)

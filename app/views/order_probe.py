@@ -3,12 +3,13 @@ import streamlit as st
 
 from app import interpret_engine, ui
 from gta_core.figures import order_probe_figure
-from gta_core.interpret import ORDERS
+from gta_core.interpret import ORDERS, order_sensitivity
 
 ctx = ui.page_context(
     "Order probe",
     "The same frames in the original, reversed and a shuffled order. R2D, +NL and +DNL average per-frame outputs "
-    "and attend without positions, so they cannot tell the orders apart; TAPE and GTA can.",
+    "and attend without positions, so they cannot tell the orders apart; TAPE, GTA, TSM and 3D models "
+    "(I3D, SlowFast: temporal convolutions) can.",
     needs_query=False,
 )
 seed = st.number_input("Shuffle seed", 0, 10_000, 0, key="order_seed")
@@ -30,6 +31,8 @@ for index, (column, result) in enumerate(ui.model_columns(ctx.results)):
         continue
     with column:
         ui.model_header(result)
+        sensitive, why = order_sensitivity(result.config.model_config())
+        st.caption(f"{'Order-sensitive' if sensitive else 'Order-invariant'} by construction: {why}.")
         names = result.config.class_names
         for row, order in enumerate(ORDERS):   # the whole class name (a metric would cut it)
             st.markdown(f"**{order}**: {names[probe.top1[row]]}")

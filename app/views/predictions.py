@@ -35,4 +35,5 @@ for index, (column, result) in enumerate(ui.model_columns(ctx.results)):
             f"{result.seconds * 1000:.0f} ms on {result.device} ({result.precision}) · decoder {result.decoder} · "
             f"sampled frames {list(result.frame_indices)}"
         )
-        ui.chart(frame_strip_figure(result.frames, list(result.frame_indices), per_row=4), key=f"strip_{index}")
+        per_row = 4 if result.frames.shape[0] <= 8 else 8    # a 64-frame SlowFast clip: 8 rows, not 16
+        ui.chart(frame_strip_figure(result.frames, list(result.frame_indices), per_row=per_row), key=f"strip_{index}")

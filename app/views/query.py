@@ -15,7 +15,8 @@ shown = ui.shown_results(ctx, "query_models")
 per_row = 8 if len(shown) == 1 else 4       # one model alone: every frame in one full-width row
 picker_column, info_column = st.columns([1, 2])
 with picker_column:
-    frame = ctx.results[0].frames[query.t]
+    longest = max(ctx.results, key=lambda r: r.frames.shape[0])    # the clip the frame slider runs over
+    frame = longest.frames[query.t]
     st.session_state["picker_size"] = frame.shape[0]
     st.plotly_chart(
         picker_figure(frame, query.fy, query.fx), key="picker", on_select=ui.on_pick,
@@ -26,33 +27,45 @@ with info_column:
         f"Query: block **{query.block}**, frame **t = {query.t}**, "
         f"y = {int(query.fy * 100)}%, x = {int(query.fx * 100)}% of the frame (red cross, as in the sidebar)."
     )
-    st.caption(f"The clicked frame is {ctx.results[0].name}'s crop; every model maps the same relative position.")
+    st.caption(
+        f"The clicked frame is {longest.name}'s crop; every model maps the same relative position, and a model "
+        "with fewer frames or time steps the same moment of the video."
+    )
 
 for index, result, record in ui.block_columns(ctx, shown):
-    view = query_view(record, query.t, query.fy, query.fx)
+    time = ui.timeline(result, record, query)
+    view = query_view(record, time.frame, query.fy, query.fx)
     st.caption(
-        f"{view.kind} · query cell {view.cell} on the {view.grid[0]}×{view.grid[1]} feature grid"
+        f"{view.kind} · {record.name}, {view.step_label} · query cell {view.cell} on the "
+        f"{view.grid[0]}×{view.grid[1]} feature grid"
         + (f", keys on {view.key_grid[0]}×{view.key_grid[1]}" if view.key_grid else "")
     )
+    step = view.step
     if view.spacetime is not None:
         ui.chart(
-            spacetime_figure(result.frames, view.spacetime, query.t, query.fy, query.fx, per_row, view.key_extents),
+            spacetime_figure(
+                time.images, view.spacetime, step, query.fy, query.fx, per_row, view.key_extents, time.names
+            ),
             key=f"nl_{index}",
         )
     if view.spatial is not None:
         ui.chart(
             spatial_figure(
-                result.frames[query.t], view.spatial, query.fy, query.fx, f"spatial, frame {query.t}", view.key_extents
+                time.images[step], view.spatial, query.fy, query.fx, f"spatial, {view.step_label}", view.key_extents
             ),
             key=f"spatial_{index}",
         )
     if view.temporal is not None:
         ui.chart(
-            temporal_weights_figure({view.kind: view.temporal}, query.t, f"temporal weights of frame {query.t}"),
+            temporal_weights_figure(
+                {view.kind: view.temporal}, step, f"temporal weights of {view.step_label}", time.names
+            ),
             key=f"temporal_{index}",
         )
     if view.global_rows:
         ui.chart(
-            temporal_weights_figure(view.global_rows, query.t, f"GTA row {query.t}: mean |M̂| (same at every pixel)"),
+            temporal_weights_figure(
+                view.global_rows, step, f"GTA row {step}: mean |M̂| (same at every pixel)", time.names
+            ),
             key=f"global_{index}",
         )

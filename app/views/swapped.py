@@ -13,25 +13,30 @@ ctx = ui.page_context(
 query = ctx.query
 st.markdown(f"Query: block **{query.block}**, frame **t = {query.t}**, y = {int(query.fy * 100)}%, x = {int(query.fx * 100)}%.")
 for index, result, record in ui.block_columns(ctx):
+    time = ui.timeline(result, record, query)
     if record.kind == "nl":
-        view = query_view(record, query.t, query.fy, query.fx)
+        view = query_view(record, time.frame, query.fy, query.fx)
+        st.caption(view.step_label)
         ui.chart(
-            spacetime_figure(result.frames, view.spacetime, query.t, query.fy, query.fx, 4, view.key_extents),
+            spacetime_figure(
+                time.images, view.spacetime, view.step, query.fy, query.fx, 4, view.key_extents, time.names
+            ),
             key=f"swap_nl_{index}",
         )
         continue
-    if result.swapped is None or query.block not in result.swapped.records:
+    if result.swapped is None or record.name not in result.swapped.records:
         st.info("Swapping needs a DNL block (SA followed by TA, each with its own projections).")
         continue
-    original = query_view(record, query.t, query.fy, query.fx)
-    swapped = query_view(result.swapped.records[query.block], query.t, query.fy, query.fx)
+    original = query_view(record, time.frame, query.fy, query.fx)
+    swapped = query_view(result.swapped.records[record.name], time.frame, query.fy, query.fx)
     if original.spatial is None or original.temporal is None:
         st.info("Swapping needs a DNL block (SA followed by TA).")
         continue
+    st.caption(original.step_label)
     ui.chart(
         swapped_figure(
-            result.frames[query.t], (original.spatial, original.temporal), (swapped.spatial, swapped.temporal),
-            query.t, query.fy, query.fx, original.key_extents,
+            time.images[original.step], (original.spatial, original.temporal), (swapped.spatial, swapped.temporal),
+            original.step, query.fy, query.fx, original.key_extents, time.names,
         ),
         key=f"swapped_{index}",
     )

@@ -15,16 +15,19 @@ ctx = ui.page_context(
 query = ctx.query
 
 for index, result, record in ui.block_columns(ctx):
+    names = ui.timeline(result, record, query).names
+    if names:
+        st.caption(f"{record.name}: {len(names)} time steps, " + ", ".join(names[:3]) + ", … (step: input frames)")
     matrices = temporal_matrices(record)
     if not matrices:
         st.info(f"Block {query.block} has no temporal attention (spatial or space-time only).")
     for m, (label, matrix) in enumerate(matrices.items()):
-        ui.chart(matrix_figure(matrix, f"{query.block}: {label}"), key=f"matrix_{index}_{m}")
+        ui.chart(matrix_figure(matrix, f"{record.name}: {label}", step_names=names), key=f"matrix_{index}_{m}")
     heads = gta_head_matrices(record)
     initial = engine.initial_matrices(result.config) if heads else None
     for m, (label, learned) in enumerate(heads.items()):
         ui.chart(
-            head_grid_figure(learned, f"{query.block}: {label}, group × head (signed)"), key=f"heads_{index}_{m}"
+            head_grid_figure(learned, f"{record.name}: {label}, group × head (signed)", names), key=f"heads_{index}_{m}"
         )
         start = (initial or {}).get(record.name, {}).get(label)
         if start is not None:
@@ -34,7 +37,7 @@ for index, result, record in ui.block_columns(ctx):
                 f"{correlation(learned, start):+.2f}."
             )
             ui.chart(
-                head_grid_figure(learned - start, f"{query.block}: learned change {label} − {label}₀"),
+                head_grid_figure(learned - start, f"{record.name}: learned change {label} − {label}₀", names),
                 key=f"change_{index}_{m}",
             )
     if heads and initial is None:

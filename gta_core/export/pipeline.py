@@ -105,7 +105,7 @@ def _run_model(name: str, checkpoint: Checkpoint, clip, options: ExportOptions, 
     model = checkpoint.model
     batch = clip.tensor[None].to(options.device)
     cap = to_cpu_float32(capture(model, batch))
-    has_dnl = any(getattr(r, "kind", "") == "dnl" and r.spatial is not None and r.temporal is not None for r in cap.records.values())
+    has_dnl = any(getattr(r, "swappable", False) for r in cap.records.values())   # DNL or SA+TAPE
     swapped = to_cpu_float32(capture(model, batch, swap_projections=True)) if has_dnl else None
     run = ModelRun(name, checkpoint, clip.frames_uint8, list(clip.frame_indices), clip.tensor, cap, swapped, probabilities(cap))
     step(f"{name}: attention captured")

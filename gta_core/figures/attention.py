@@ -282,24 +282,26 @@ def picker_figure(frame: np.ndarray, fy: float, fx: float, steps: int = 28) -> g
 
 def spacetime_figure(
     frames: np.ndarray, row: np.ndarray, t: int, fy: float, fx: float, per_row: int = 8,
-    extents: KeyExtents | None = None,
+    extents: KeyExtents | None = None, step_names: list[str] | None = None,
 ) -> go.Figure:
-    """NL (Fig. 1): the query's attention over all T frames, one colour scale for all frames.
+    """NL (Fig. 1): the query's attention over all T time steps, one colour scale for all.
 
-    frames (T, S, S, 3); row (T, h, w), which sums to 1 over all T·h·w keys.
-    Titles give each frame's share of the attention.
+    frames (T, S, S, 3), one image per time step; row (T, h, w), which sums to 1
+    over all T·h·w keys; t the query's step. Titles give each step's share of the
+    attention; step_names label the steps of a 3D block (default "t=k").
     """
     count = frames.shape[0]
+    names = step_names or [f"t={k}" for k in range(count)]
     rows, cols = _rows_cols(count, per_row)
     size = frames.shape[1:3]
     vrange = (float(row.min()), float(row.max()))
     data = []
     for k in range(count):
-        data.append(_image_trace(overlay(frames[k], row[k], vrange, extents=extents), k, f"frame {k}"))
-        data.append(_hover_trace(row[k], size, k, f"frame {k}", extents))
+        data.append(_image_trace(overlay(frames[k], row[k], vrange, extents=extents), k, names[k]))
+        data.append(_hover_trace(row[k], size, k, names[k], extents))
     data.append(_query_marker(fy, fx, size, t))
     data.append(_colour_bar(vrange, 0, [0.0, 1.0], size, "weight"))
-    titles = [f"t={k}: {row[k].sum():.0%}" + (" (query)" if k == t else "") for k in range(count)]
+    titles = [f"{names[k]}: {row[k].sum():.0%}" + (" (query)" if k == t else "") for k in range(count)]
     layout = _grid_layout(rows, cols, titles, v_gap=0.08 / rows, title_room=0.1 / rows)
     layout["margin"] = {"l": 4, "r": 56, "t": 24, "b": 4}
     return _figure(data, layout, _strip_height(cols, rows))
@@ -321,21 +323,24 @@ def spatial_figure(
     return _figure(data, layout, 280)
 
 
-def temporal_weights_figure(series: dict[str, np.ndarray], t: int | None, title: str = "") -> go.Figure:
-    """TA (one series: softmax weights) or GTA (rows of mean |M̂|) of query frame t over the T frames.
+def temporal_weights_figure(
+    series: dict[str, np.ndarray], t: int | None, title: str = "", step_names: list[str] | None = None
+) -> go.Figure:
+    """TA (one series: softmax weights) or GTA (rows of mean |M̂|) of query step t over the T steps.
 
-    The query frame is shaded; t=None draws no band (per-frame charts that have no query frame).
+    The query step is shaded; t=None draws no band (per-frame charts that have no query frame).
+    step_names label a 3D block's time steps (e.g. "3: f12–15"); default: frame indices.
     """
     data = []
     for name, values in series.items():
         values = np.asarray(values, dtype=np.float32)
         data.append({
             "type": "bar", "name": name, "x": list(range(len(values))), "y": values,
-            "hovertemplate": f"{name}<br>frame %{{x}}<br>%{{y:.4f}}<extra></extra>",
+            "hovertemplate": f"{name}<br>%{{x}}<br>%{{y:.4f}}<extra></extra>",
         })
     layout = {
         "barmode": "group",
-        "xaxis": {"title": {"text": "key frame"}, "dtick": 1},
+        "xaxis": _step_ticks(step_names, "key frame" if step_names is None else "key time step"),
         "yaxis": {"title": {"text": "weight"}, "rangemode": "tozero"},
         "shapes": [] if t is None else [{
             "type": "rect", "xref": "x", "yref": "paper", "x0": t - 0.5, "x1": t + 0.5, "y0": 0, "y1": 1,
@@ -357,8 +362,9 @@ def swapped_figure(
     fy: float,
     fx: float,
     extents: KeyExtents | None = None,
+    step_names: list[str] | None = None,
 ) -> go.Figure:
-    """Fig. 7: rows = DNL, swapped DNL; columns = spatial map in frame t, temporal weights of frame t.
+    """Fig. 7: rows = DNL, swapped DNL; columns = spatial map in step t, temporal weights of step t.
 
     original / swapped: (spatial (h, w), temporal (T,)) for the same query.
     """
@@ -381,23 +387,35 @@ def swapped_figure(
             "marker": {"color": colours}, "xaxis": x_ref, "yaxis": y_ref,
             "hovertemplate": "frame %{x}<br>%{y:.4f}<extra></extra>",
         })
-        layout["xaxis" + x_ref[1:]].update(dtick=1, title={"text": "key frame"})
+        layout["xaxis" + x_ref[1:]].update(_step_ticks(step_names, "key frame" if step_names is None else "key time step"))
         layout["yaxis" + y_ref[1:]].update(range=[0, top * 1.05])
     return _figure(data, layout, 560)
+
+
+def _step_ticks(step_names: list[str] | None, title: str) -> dict:
+    """An axis with one tick per time step, labelled by `step_names` when given."""
+    axis = {"title": {"text": title}, "dtick": 1}
+    if step_names is not None:
+        axis.update(tickvals=list(range(len(step_names))), ticktext=step_names, tickangle=-45 if len(step_names) > 8 else 0)
+    return axis
 
 
 # --------------------------------------------------------------------------- temporal matrices (Fig. 5)
 
 
 def _frame_axes(
-    layout: dict, index: int, frames: int, x_title: bool = True, y_title: bool = True, short: bool = False
+    layout: dict, index: int, frames: int, x_title: bool = True, y_title: bool = True, short: bool = False,
+    step_names: list[str] | None = None,
 ) -> None:
     """Show subplot `index`'s axes as a T×T matrix's: one tick per frame, query (output) frame down the
     rows from 0 at the top, key (input) frame along the columns (paper Fig. 5). short: titles without
     "(input)" / "(output)", for small cells."""
     x_ref, y_ref = _axis_names(index)
     ticks = {"visible": True, "tickvals": list(range(frames)), "showticklabels": True, "tickfont": {"size": 9}}
-    x_text, y_text = ("key frame", "query frame") if short else ("key frame (input)", "query frame (output)")
+    unit = "frame"
+    if step_names is not None:   # a 3D block: time steps, each standing for several frames
+        ticks["ticktext"], unit = step_names, "step"
+    x_text, y_text = (f"key {unit}", f"query {unit}") if short else (f"key {unit} (input)", f"query {unit} (output)")
     font = {"size": 10 if short else 12}
     layout["xaxis" + x_ref[1:]].update(ticks, title={"text": x_text if x_title else "", "font": font, "standoff": 2})
     layout["yaxis" + y_ref[1:]].update(
@@ -416,7 +434,8 @@ def _matrix_trace(matrix: np.ndarray, index: int, scale: str, zmin: float, zmax:
 
 
 def matrix_figure(
-    matrix: np.ndarray, title: str = "", signed: bool = False, zrange: tuple[float, float] | None = None
+    matrix: np.ndarray, title: str = "", signed: bool = False, zrange: tuple[float, float] | None = None,
+    step_names: list[str] | None = None,
 ) -> go.Figure:
     """One (T, T) matrix [output frame, input frame], row 0 on top, as in the paper's Fig. 5.
 
@@ -433,12 +452,12 @@ def matrix_figure(
         zmin, zmax = float(matrix.min()), float(matrix.max())
         scale, zmax = MATRIX_SCALE, zmax if zmax > zmin else zmin + 1e-6
     layout = _grid_layout(1, 1, [title] if title else None, title_room=0.08 if title else 0.0)
-    _frame_axes(layout, 0, matrix.shape[0])
+    _frame_axes(layout, 0, matrix.shape[0], step_names=step_names)
     layout["margin"] = {"l": 48, "r": 4, "t": 8, "b": 44}
     return _figure([_matrix_trace(matrix, 0, scale, zmin, zmax, title or "matrix", True)], layout, 320)
 
 
-def head_grid_figure(matrices: np.ndarray, title: str = "") -> go.Figure:
+def head_grid_figure(matrices: np.ndarray, title: str = "", step_names: list[str] | None = None) -> go.Figure:
     """(G, N_h, T, T) learned matrices as a group × head grid, one signed colour scale."""
     groups, heads = matrices.shape[:2]
     bound = float(np.abs(matrices).max()) or 1.0
@@ -452,7 +471,7 @@ def head_grid_figure(matrices: np.ndarray, title: str = "") -> go.Figure:
     for index in range(groups * heads):   # axis titles once: on the bottom row and the left column
         _frame_axes(
             layout, index, matrices.shape[-1], x_title=index // heads == groups - 1, y_title=index % heads == 0,
-            short=True,
+            short=True, step_names=step_names,
         )
     layout["margin"] = {"l": 52, "r": 4, "t": 48 if title else 20, "b": 44}
     if title:
@@ -460,11 +479,13 @@ def head_grid_figure(matrices: np.ndarray, title: str = "") -> go.Figure:
     return _figure(data, layout, 84 + groups * 110)
 
 
-def difference_figure(a: np.ndarray, b: np.ndarray, title: str = "A − B") -> go.Figure:
+def difference_figure(
+    a: np.ndarray, b: np.ndarray, title: str = "A − B", step_names: list[str] | None = None
+) -> go.Figure:
     """(T, T) difference of two matrices on a signed scale centred at 0."""
     if a.shape != b.shape:
         raise ValueError(f"cannot compare matrices of shapes {a.shape} and {b.shape}")
-    return matrix_figure(np.asarray(a, np.float32) - np.asarray(b, np.float32), title, signed=True)
+    return matrix_figure(np.asarray(a, np.float32) - np.asarray(b, np.float32), title, signed=True, step_names=step_names)
 
 
 # --------------------------------------------------------------------------- regions (Fig. 3, 6)
@@ -478,8 +499,9 @@ def regions_figure(
     *,
     shared_scale: bool = False,
     cell: int | None = None,
+    step_names: list[str] | None = None,
 ) -> go.Figure:
-    """Rows = the chosen regions (in the given order, each once), columns = frames.
+    """Rows = the chosen regions (in the given order, each once), columns = time steps (frames in 2D).
 
     frames (T, S, S, 3); maps (T, K, H, W), each region map summing to 1 over H·W.
     Each row has one colour scale over its frames (so a region's change over time
@@ -492,7 +514,7 @@ def regions_figure(
     chosen = maps[:, regions]
     shared = (float(chosen.min()), float(chosen.max()))
     rows = len(regions)
-    titles = [f"t={k}" for k in range(count)]
+    titles = step_names or [f"t={k}" for k in range(count)]
     layout = _grid_layout(rows, count, titles, v_gap=0.1 / rows, title_room=0.12 / rows)
     data = []
     for r, region in enumerate(regions):
@@ -500,7 +522,7 @@ def regions_figure(
         for k in range(count):
             index = r * count + k
             data.append(_image_trace(overlay(frames[k], maps[k, region], vrange), index))
-            data.append(_hover_trace(maps[k, region], size, index, f"region {region}, frame {k}"))
+            data.append(_hover_trace(maps[k, region], size, index, f"region {region}, {titles[k]}"))
         y_domain = layout[f"yaxis{'' if r * count == 0 else r * count + 1}"]["domain"]
         if not shared_scale:
             data.append(_colour_bar(vrange, r * count, y_domain, size, "weight"))

@@ -24,14 +24,17 @@ import torch
 
 from ..checkpoint import CheckpointConfig, CheckpointError, save_checkpoint
 from ..models import VideoNet, VideoNetConfig
+from ..models.video_net import FRAMES_PER_STEP
 from . import mmaction2, tsm
 from .mapping import MappingError, fill, rename
-from .resnet import CANONICAL_TO_OURS, describe
+from .resnet import CANONICAL_TO_OURS
+from .resnet3d import read_layout
 from .safe_load import SourceError, read_source
 
 FORMATS = {"mmaction2": mmaction2, "tsm": tsm}
 MAPPING_VERSION = 1
-DEFAULT_FRAMES = 8
+# Clip length when neither the source nor --frames says: TSN/TSM's 8 segments, i3d_r50.py's clip_len 32.
+DEFAULT_FRAMES = {"r2d": 8, "i3d": 32}
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
 
@@ -60,8 +63,22 @@ def read_labels(path: str | Path, num_classes: int) -> list[str]:
 
 
 def _display_name(label: str, fields: dict) -> str:
-    family = "TSM" if fields.get("tsm") else "TSN"
+    family = {"i3d": "I3D"}.get(fields.get("backbone", "r2d"), "TSM" if fields.get("tsm") else "TSN")
     return f"{label} {family}-R{fields['depth']}" + ("-NL" if fields["block"] == "nl" else "")
+
+
+def _clip_length(fields: dict, frames: int | None, trained_frames: int | None, what: str) -> int:
+    """--frames, else the source's training clip length, else the default; a 3-D backbone's strides divide it."""
+    backbone = fields.get("backbone", "r2d")
+    length = frames or trained_frames or DEFAULT_FRAMES[backbone]
+    step = FRAMES_PER_STEP.get(backbone, 1)
+    if length % step:
+        origin = "--frames" if frames else "the source's clip length"
+        raise ImportFailure(
+            f"{what}: {origin} {length} is not divisible by {step} "
+            f"(each time step of the I3D's res3-res5 stands for {step} frames)"
+        )
+    return length
 
 
 def convert(format_name: str, source: Path, frames: int | None = None) -> tuple[VideoNet, dict]:
@@ -71,13 +88,15 @@ def convert(format_name: str, source: Path, frames: int | None = None) -> tuple[
     tensors, info = read_source(source)
     preprocessing = fmt.pop_preprocessor(tensors)
     canonical = rename(tensors, fmt.TO_CANONICAL, what)
-    fields = {**describe(canonical, what), **fmt.settings(tensors, info)}
+    fields, to_ours = read_layout(canonical, what)
+    extra_fields, assumed = fmt.settings(tensors, info, source.name, fields)
+    fields.update(extra_fields)
     if "num_classes" not in fields:
         raise MappingError(f"{what}: no classifier found (expected the format's head weights)")
-    trained_frames = fmt.training_frames(info, source.name)
-    fields["num_frames"] = frames or trained_frames or DEFAULT_FRAMES
+    trained_frames = fmt.training_frames(info, source.name, fields.get("backbone", "r2d"))
+    fields["num_frames"] = _clip_length(fields, frames, trained_frames, what)
     model = VideoNet(VideoNetConfig(**fields))
-    state = fill(model.state_dict(), rename(canonical, CANONICAL_TO_OURS, what), what)
+    state = fill(model.state_dict(), rename(canonical, to_ours, what), what)
     model.load_state_dict(state, strict=True)
     facts = {
         "display_name": _display_name(fmt.LABEL, fields),
@@ -86,6 +105,7 @@ def convert(format_name: str, source: Path, frames: int | None = None) -> tuple[
         "reader": info.get("reader"),
         "preprocessing": preprocessing,
         "num_source_tensors": len(tensors),
+        "assumed": assumed,
     }
     return model.eval(), facts
 
@@ -129,6 +149,8 @@ def import_checkpoint(
             "reader": facts["reader"],
             "trained_frames": facts["trained_frames"],
             "num_source_tensors": facts["num_source_tensors"],
+            # What the weights do not show (NL mode, temporal strides) and where we took it from.
+            "assumed": facts["assumed"],
             "command": command,
         },
     )
@@ -205,7 +227,8 @@ def register(subparsers) -> None:
     p.add_argument("format", choices=sorted(FORMATS), help="source layout")
     p.add_argument("source", help="the .pth/.pt file")
     p.add_argument("--out", required=True, help="checkpoint folder to write")
-    p.add_argument("--frames", type=int, help="clip length T (default: the source's training setting, else 8)")
+    p.add_argument("--frames", type=int,
+                   help="clip length T (default: the source's training setting, else 8 for 2-D, 32 for I3D)")
     p.add_argument("--labels", help="class names, one per line (default class_0, class_1, ...)")
     p.add_argument("--name", help="display name (default e.g. 'MMAction2 TSM-R50-NL')")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")

@@ -1,13 +1,16 @@
-"""MMAction2 2-D recognizers (TSN / TSM, with or without non-local blocks).
+"""MMAction2 recognizers: 2-D TSN / TSM and 3-D I3D, with or without non-local blocks.
 
 Follows mmaction/models/backbones/resnet.py (ConvModule names: `conv1.conv`,
 `conv1.bn`, `downsample.conv`/`.bn`), resnet_tsm.py (`TemporalShift` wraps
 each block's `conv1.conv` as `.net`; `NL3DWrapper` wraps a block as `.block`
-beside `.non_local_block`), mmcv/cnn/bricks/non_local.py (`theta`, `phi.0`,
-`g.0` with 2×2 floor max-pooling when sub_sample, `conv_out.conv` without bias
-and `conv_out.bn`), and heads/tsm_head.py (`cls_head.fc_cls`). Published
-files are `{'meta': {...}, 'state_dict': {'backbone.…', 'cls_head.…'}}`.
-Checked logit for logit against MMAction2 1.2.0 in tests/test_importers.py.
+beside `.non_local_block`), resnet3d.py (`ResNet3d`: the same names with
+3-D kernels, `Bottleneck3d` holds its `non_local_block` itself),
+mmcv/cnn/bricks/non_local.py (`theta`, `phi.0`, `g.0` with 2×2 floor
+max-pooling when sub_sample, `conv_out.conv` without bias and `conv_out.bn`),
+and heads/tsm_head.py / i3d_head.py (`cls_head.fc_cls`). Published files are
+`{'meta': {...}, 'state_dict': {'backbone.…', 'cls_head.…'}}`.
+Checked logit for logit against MMAction2 1.2.0 in tests/test_importers.py
+(TSM) and tests/test_importers_3d.py (I3D).
 """
 from __future__ import annotations
 
@@ -34,11 +37,31 @@ TO_CANONICAL = [
     Rule(rf"{_NL}\.(?P<part>phi|g)(?P<pool>\.0)?\.conv\.{_PARAM}", _CANON_BLOCK + ".nl.{part}{pool}.{param}"),
     Rule(rf"{_NL}\.conv_out\.conv\.{_PARAM}", _CANON_BLOCK + ".nl.W.0.{param}"),
     Rule(rf"{_NL}\.conv_out\.bn\.{_PARAM}", _CANON_BLOCK + ".nl.W.1.{param}"),
+    # mmcv's 'concatenation' mode adds this; kept so the refusal names the mode, not an unmatched key.
+    Rule(rf"{_NL}\.concat_project\.conv\.{_PARAM}", _CANON_BLOCK + ".nl.concat_project.{param}"),
     Rule(rf"cls_head\.fc_cls\.{_PARAM}", "fc.{param}"),
 ]
 
 # mmengine's ImgDataPreprocessor keeps mean/std (0-255) as buffers in some checkpoints.
 PREPROCESSOR_KEYS = ("data_preprocessor.mean", "data_preprocessor.std")
+
+
+# mmcv/cnn/bricks/non_local.py, `_NonLocalNd.mode`: the pairwise function. Only embedded_gaussian is the
+# softmax(θφᵀ) ours computes; dot_product (θφᵀ/N, no softmax) and concatenation keep θ/φ/g, so their
+# weights would load and silently compute something else; gaussian (softmax(XXᵀ)) has no θ/φ at all.
+NL_MODES = {
+    "embedded_gaussian": "softmax(θφᵀ)",
+    "dot_product": "θφᵀ/N without a softmax",
+    "gaussian": "softmax(XXᵀ) on the raw features, without θ/φ",
+    "concatenation": "ReLU(w·[θ; φ])/N",
+}
+# mmaction/models/backbones/resnet3d.py, ResNet3d.__init__ defaults for what the weights do not show ...
+RESNET3D_DEFAULTS = {
+    "conv1_stride_t": "1", "pool1_stride_t": "1", "with_pool1": "True", "with_pool2": "True",
+    "spatial_strides": "(1,2,2,2)", "temporal_strides": "(1,1,1,1)", "dilations": "(1,1,1,1)", "style": "'pytorch'",
+}
+# ... and the values of configs/_base_/models/i3d_r50.py, which our ResNet3D hard-codes.
+I3D_R50 = {**RESNET3D_DEFAULTS, "conv1_stride_t": "2", "pool1_stride_t": "2"}
 
 
 def _config_text(info: dict) -> str:
@@ -47,9 +70,10 @@ def _config_text(info: dict) -> str:
     return text if isinstance(text, str) else ""
 
 
-def settings(tensors: dict[str, torch.Tensor], info: dict) -> dict:
-    """Model settings the keys cannot show, from the config text MMAction2 stores in `meta`.
+def settings(tensors: dict[str, torch.Tensor], info: dict, file_name: str, fields: dict) -> tuple[dict, dict]:
+    """Model settings the keys cannot show, from the config text MMAction2 stores in `meta` and the file name.
 
+    Returns (VideoNetConfig fields, provenance notes on what was assumed).
     `use_scale` defaults to False: MMAction2's TSM/I3D non-local configs set
     it so. The TSM shift is read off the keys (a `.net` inside `conv1.conv`).
     """
@@ -57,15 +81,99 @@ def settings(tensors: dict[str, torch.Tensor], info: dict) -> dict:
     shift_div = re.search(r"shift_div\s*=\s*(\d+)", text)
     if shift_div and int(shift_div[1]) != 8:
         raise ValueError(f"TSM shift_div={shift_div[1]} is not supported (ours shifts 1/8 of the channels each way)")
+    notes = {}
+    if fields["block"] == "nl":
+        notes["nl_mode"] = non_local_mode(text, file_name)
+    if fields.get("backbone") == "i3d":
+        notes["temporal_strides"] = i3d_strides(text, file_name, fields["inflate"])
     return {
         "tsm": any(re.search(r"\.conv1\.conv\.net\.weight$", k) for k in tensors),
         "nl_scale": bool(re.search(r"use_scale\s*=\s*True", text)),
+    }, notes
+
+
+def non_local_mode(config_text: str, file_name: str) -> str:
+    """Where the NL mode comes from, for provenance; refuses any mode but embedded_gaussian.
+
+    The mode is read from the config text (`mode='dot_product'`) and from
+    MMAction2's file names (`-nl-dot-product_`, `-nl-gaussian_`).
+    """
+    modes = "|".join(NL_MODES)
+    name = file_name.lower().replace("-", "_")
+    found = {
+        "config text": set(re.findall(rf"['\"]({modes})['\"]", config_text)),
+        "file name": set(re.findall(r"embedded_gaussian|dot_product|(?<!embedded_)gaussian|concatenation", name)),
     }
+    refused = [(where, mode) for where, named in found.items() for mode in sorted(named - {"embedded_gaussian"})]
+    if refused:
+        where, mode = refused[0]
+        raise ValueError(
+            f"{file_name}: MMAction2 non-local mode {mode!r} (named in the {where}) computes {NL_MODES[mode]}; "
+            "ours is the embedded-Gaussian softmax(θφᵀ), so its logits would differ"
+        )
+    sources = [where for where, named in found.items() if named]
+    if sources:
+        return f"embedded_gaussian (named in the {' and '.join(sources)})"
+    return "embedded_gaussian (assumed: mmcv's default mode; neither the config text nor the file name names one)"
 
 
-def training_frames(info: dict, file_name: str) -> int | None:
-    """Clip length the checkpoint was trained with: `num_segments=` in its config, or `1x1x8` in its name."""
-    match = re.search(r"num_segments\s*=\s*(\d+)", _config_text(info)) or re.search(r"\d+x\d+x(\d+)", file_name)
+def _backbone_text(config_text: str) -> str:
+    """The config text from `backbone=` to `cls_head=` (where the recognizer configs put them), so that a
+    `style=` or `dilations=` of another component is not read as the backbone's."""
+    start = config_text.find("backbone")
+    if start < 0:
+        return ""
+    stop = config_text.find("cls_head", start)
+    return config_text[start:] if stop < 0 else config_text[start:stop]
+
+
+def _setting(backbone_text: str, name: str) -> str | None:
+    """A backbone setting as written in the config text, spaces dropped and lists as tuples: '(1,2,2,2)'."""
+    match = re.search(rf"\b{name}\s*=\s*(\([^)]*\)|\[[^\]]*\]|'[^']*'|\"[^\"]*\"|\w+)", backbone_text)
+    if match is None:
+        return None
+    value = re.sub(r"\s", "", match[1]).replace("[", "(").replace("]", ")").replace('"', "'")
+    return value.replace(",)", ")")
+
+
+def i3d_strides(config_text: str, file_name: str, inflate: tuple[tuple[int, ...], ...]) -> str:
+    """Check the temporal strides (invisible in the weights) are i3d_r50.py's; where that comes from, for provenance."""
+    backbone = _backbone_text(config_text)
+    if re.search(r"type\s*=\s*['\"]ResNet3d['\"]", backbone):
+        # The config builds ResNet3d: a setting it leaves out takes ResNet3d's default.
+        written = {name: _setting(backbone, name) or default for name, default in RESNET3D_DEFAULTS.items()}
+    else:
+        written = {name: value for name in I3D_R50 if (value := _setting(backbone, name)) is not None}
+    differs = [f"{name}={value}" for name, value in written.items() if value != I3D_R50[name]]
+    if differs:
+        raise ValueError(
+            f"{file_name}: the config sets {', '.join(differs)}; ours is i3d_r50.py's ResNet3d "
+            "(conv1_stride_t=2, pool1_stride_t=2, pool2, spatial strides (1,2,2,2))"
+        )
+    if written:
+        return "i3d_r50.py's (conv1 2, pool1 2, pool2 2; read from the config text)"
+    # Without a config, MMAction2's r50-heavy I3D (every block inflated, temporal strides 1) looks like ours.
+    heavy_name = "heavy" in file_name.lower()
+    if heavy_name or all(all(stage) for stage in inflate):
+        why = "the file name says r50-heavy" if heavy_name else "every residual block is inflated"
+        raise ValueError(
+            f"{file_name}: {why}, as in MMAction2's i3d r50-heavy config, whose temporal strides are 1 "
+            "(not visible in the weights, and no config in the file says otherwise); ours has i3d_r50.py's 2"
+        )
+    return "i3d_r50.py's (conv1 2, pool1 2, pool2 2; assumed: the weights do not show them and the file has no config)"
+
+
+def training_frames(info: dict, file_name: str, backbone: str = "r2d") -> int | None:
+    """Clip length the checkpoint was trained with, from its config or its name.
+
+    2-D (TSN/TSM): `num_segments=` or the last of `1x1x8`. 3-D: SampleFrames'
+    `clip_len=` or the first of `32x2x1` (clip_len × frame_interval × num_clips).
+    """
+    text = _config_text(info)
+    if backbone == "r2d":
+        match = re.search(r"num_segments\s*=\s*(\d+)", text) or re.search(r"\d+x\d+x(\d+)", file_name)
+    else:
+        match = re.search(r"clip_len\s*=\s*(\d+)", text) or re.search(r"(\d+)x\d+x\d+", file_name)
     return int(match[1]) if match else None
 
 

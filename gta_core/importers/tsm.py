@@ -36,12 +36,19 @@ TO_CANONICAL = [
 ]
 
 
-def settings(tensors: dict[str, torch.Tensor], info: dict) -> dict:
-    """The shift is read off the keys; the repository's NL softmax is never scaled."""
-    return {"tsm": any(re.search(r"\.conv1\.net\.weight$", k) for k in tensors), "nl_scale": False}
+def settings(tensors: dict[str, torch.Tensor], info: dict, file_name: str, fields: dict) -> tuple[dict, dict]:
+    """The shift is read off the keys; the repository's NL softmax is never scaled.
+
+    Returns (VideoNetConfig fields, provenance notes): ops/non_local.py has one
+    mode, the embedded Gaussian, so there is nothing to assume.
+    """
+    if fields.get("backbone", "r2d") != "r2d":
+        raise ValueError(f"{file_name}: a 3-D stem; the TSM repository's models are 2-D ResNets")
+    notes = {"nl_mode": "embedded_gaussian (the only mode of ops/non_local.py)"} if fields["block"] == "nl" else {}
+    return {"tsm": any(re.search(r"\.conv1\.net\.weight$", k) for k in tensors), "nl_scale": False}, notes
 
 
-def training_frames(info: dict, file_name: str) -> int | None:
+def training_frames(info: dict, file_name: str, backbone: str = "r2d") -> int | None:
     """`segment8` in the published file names (TSM_kinetics_RGB_resnet50_shift8_blockres_avg_segment8_e50.pth)."""
     match = re.search(r"segment(\d+)", file_name)
     return int(match[1]) if match else None

@@ -4,19 +4,39 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
 class AttentionSoftmax(nn.Module):
     """Softmax over the last axis, as a named module.
 
-    Every block calls its attention weights through one of these (`self.attend`)
+    Every block computes its attention weights through one of these (`self.attend`)
     so that `gta_core.capture` can read them with a forward hook instead of
     re-implementing each block's maths.
     """
 
     def forward(self, scores: torch.Tensor) -> torch.Tensor:
         return scores.softmax(dim=-1)
+
+    @property
+    def watched(self) -> bool:
+        """True while a forward hook reads the weights (capture, tests)."""
+        return bool(self._forward_hooks or self._forward_pre_hooks)
+
+
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, softmax: AttentionSoftmax) -> torch.Tensor:
+    """softmax(q kᵀ · scale) v: the one attention kernel of NL, SA and TA.
+
+    q (N, L, C), k and v (N, S, C) -> (N, L, C). When a hook watches `softmax`
+    (a capture), the (N, L, S) weights are formed explicitly and pass through
+    it; otherwise torch's fused scaled_dot_product_attention runs, which never
+    holds the L×S matrix (flash / memory-efficient kernels on GPU). Both give
+    the same output to float tolerance (tests/test_blocks.py).
+    """
+    if softmax.watched:
+        return softmax(q @ k.transpose(-2, -1) * scale) @ v
+    return F.scaled_dot_product_attention(q, k, v, scale=scale)
 
 
 def conv1x1(in_channels: int, out_channels: int, bias: bool = True) -> nn.Conv2d:

@@ -159,9 +159,11 @@ class GTABlock(nn.Module):
         cross_channel: bool = True,
         groups: int = 8,
         num_regions: int | None = None,
+        spatial_pool_first: bool = False,
+        spatial_pool_keys: bool = True,
     ) -> None:
         super().__init__()
-        self.spatial = SpatialAttention(channels)
+        self.spatial = SpatialAttention(channels, pool_keys=spatial_pool_keys, pool_first=spatial_pool_first)
         self.temporal = GlobalTemporalAttention(
             channels,
             num_frames,

@@ -26,7 +26,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from .common import AttentionSoftmax, conv1x1, key_pool, pooled_grid, zero_init_batchnorm
+from .common import AttentionSoftmax, attend, conv1x1, key_pool, pooled_grid, zero_init_batchnorm
 
 POOL_PLACES = ("after", "before", "none")
 
@@ -75,9 +75,7 @@ class NonLocalBlock(nn.Module):
             k, v = self.pool(self.key(x)), self.pool(self.value(x))
         k = rearrange(k, "(b t) c h w -> b (t h w) c", t=frames)
         v = rearrange(v, "(b t) c h w -> b (t h w) c", t=frames)
-        # (B, T·H·W, C') x (B, C', T·h·w) -> (B, T·H·W, T·h·w)
-        weights = self.attend(q @ k.transpose(1, 2) * self.scale)
-        # (B, T·H·W, T·h·w) x (B, T·h·w, C') -> (B, T·H·W, C')
-        context = weights @ v
+        # softmax((B, T·H·W, C') x (B, C', T·h·w)) x (B, T·h·w, C') -> (B, T·H·W, C')
+        context = attend(q, k, v, self.scale, self.attend)
         context = rearrange(context, "b (t h w) c -> (b t) c h w", t=frames, h=height, w=width)
         return x + self.norm(self.out(context))

@@ -20,7 +20,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from .common import AttentionSoftmax, conv1x1, key_pool, zero_init_batchnorm
+from .common import AttentionSoftmax, attend, conv1x1, key_pool, zero_init_batchnorm
 
 
 class QueryKeyValue(nn.Module):
@@ -39,11 +39,15 @@ class QueryKeyValue(nn.Module):
 class SpatialAttention(nn.Module):
     """SA, Eq. 3: Y(t) = X(t) + BN(softmax(Q(t)K(t)ᵀ/√C') V(t) W^O)."""
 
-    def __init__(self, channels: int, inner_channels: int | None = None, pool_keys: bool = True) -> None:
+    def __init__(
+        self, channels: int, inner_channels: int | None = None, pool_keys: bool = True, pool_first: bool = False
+    ) -> None:
         super().__init__()
         self.inner_channels = inner_channels or channels // 4
         self.projections = QueryKeyValue(channels, self.inner_channels)
         self.pool = key_pool(pool_keys)
+        # Pool X before the key/value projections (PySlowFast's non-local order) instead of after.
+        self.pool_first = pool_first
         self.attend = AttentionSoftmax()
         self.out = conv1x1(self.inner_channels, channels)
         self.norm = zero_init_batchnorm(channels)
@@ -52,13 +56,18 @@ class SpatialAttention(nn.Module):
         """`projections` replaces this block's own θ, φ, g (swapped DNL, paper Fig. 7)."""
         # x: (B·T, C, H, W); each frame is its own attention problem.
         height, width = x.shape[-2:]
-        q, k, v = (projections or self.projections)(x)
-        q = rearrange(q, "bt c h w -> bt (h w) c")
-        k = rearrange(self.pool(k), "bt c h w -> bt (h w) c")
-        v = rearrange(self.pool(v), "bt c h w -> bt (h w) c")
-        # (B·T, H·W, C') x (B·T, C', h·w) -> (B·T, H·W, h·w)
-        weights = self.attend(q @ k.transpose(1, 2) / math.sqrt(self.inner_channels))
-        context = rearrange(weights @ v, "bt (h w) c -> bt c h w", h=height, w=width)
+        projections = projections or self.projections
+        q = rearrange(projections.query(x), "bt c h w -> bt (h w) c")
+        if self.pool_first:
+            pooled = self.pool(x)
+            k, v = projections.key(pooled), projections.value(pooled)
+        else:
+            k, v = self.pool(projections.key(x)), self.pool(projections.value(x))
+        k = rearrange(k, "bt c h w -> bt (h w) c")
+        v = rearrange(v, "bt c h w -> bt (h w) c")
+        # softmax((B·T, H·W, C') x (B·T, C', h·w)) x (B·T, h·w, C') -> (B·T, H·W, C')
+        context = attend(q, k, v, 1 / math.sqrt(self.inner_channels), self.attend)
+        context = rearrange(context, "bt (h w) c -> bt c h w", h=height, w=width)
         return x + self.norm(self.out(context))
 
 
@@ -105,9 +114,9 @@ class TemporalAttention(nn.Module):
         q, k, v = (projections or self.projections)(inputs)
         # Every pixel becomes a sequence of T tokens: (B·H·W, T, C').
         q, k, v = (rearrange(z, "(b t) c h w -> (b h w) t c", t=frames) for z in (q, k, v))
-        # (B·H·W, T, C') x (B·H·W, C', T) -> (B·H·W, T, T)
-        weights = self.attend(q @ k.transpose(1, 2) / math.sqrt(self.inner_channels))
-        context = rearrange(weights @ v, "(b h w) t c -> (b t) c h w", h=height, w=width)
+        # softmax((B·H·W, T, C') x (B·H·W, C', T)) x (B·H·W, T, C') -> (B·H·W, T, C')
+        context = attend(q, k, v, 1 / math.sqrt(self.inner_channels), self.attend)
+        context = rearrange(context, "(b h w) t c -> (b t) c h w", h=height, w=width)
         return x + self.norm(self.out(context))
 
 
@@ -126,9 +135,11 @@ class DecoupledAttention(nn.Module):
         spatial: bool = True,
         temporal: bool = True,
         positional: bool = False,
+        spatial_pool_first: bool = False,
+        spatial_pool_keys: bool = True,
     ) -> None:
         super().__init__()
-        self.spatial = SpatialAttention(channels) if spatial else None
+        self.spatial = SpatialAttention(channels, pool_keys=spatial_pool_keys, pool_first=spatial_pool_first) if spatial else None
         self.temporal = TemporalAttention(channels, num_frames, positional=positional) if temporal else None
         self.swap_projections = False
 

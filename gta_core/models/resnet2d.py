@@ -7,7 +7,7 @@ forward and 1/8 one frame back inside each residual branch (paper Table 3).
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 from einops import rearrange
@@ -20,8 +20,10 @@ DEPTHS: dict[int, tuple[str, tuple[int, int, int, int]]] = {
     50: ("bottleneck", (3, 4, 6, 3)),
 }
 
-# Makes the temporal block placed after a residual block: (channels) -> module.
-TemporalBlockFactory = Callable[[int], nn.Module]
+STAGES = ("res2", "res3", "res4", "res5")
+
+# Makes the temporal block placed after a residual block: (channels, frames) -> module.
+TemporalBlockFactory = Callable[[int, int], nn.Module]
 
 
 def temporal_shift(x: torch.Tensor, num_frames: int, fold_div: int = 8) -> torch.Tensor:
@@ -142,12 +144,37 @@ class ResNet2D(nn.Module):
             for index in range(count):
                 residual = block_class(in_channels, width, stride if index == 0 else 1, shift_frames)
                 in_channels = width * block_class.expansion
-                attention = make_block(in_channels) if index in insert_after.get(name, ()) else None
+                attention = make_block(in_channels, num_frames) if index in insert_after.get(name, ()) else None
                 units.append(ResidualUnit(residual, attention))
             self.add_module(name, nn.Sequential(*units))
         self.out_channels = in_channels
+        self.num_frames = num_frames
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # (B·T, 3, H, W) -> (B·T, C, H/32, W/32)
         x = self.stem(x)
         return self.res5(self.res4(self.res3(self.res2(x))))
+
+    def named_units(self) -> Iterator[tuple[str, ResidualUnit]]:
+        for stage in STAGES:
+            for index, unit in enumerate(getattr(self, stage)):
+                yield f"{stage}.{index}", unit
+
+    def time_spans(self, block: str) -> tuple[tuple[int, int], ...]:
+        """Every block sees every frame: step t is frame t."""
+        return tuple((t, t + 1) for t in range(self.num_frames))
+
+    def forward_from_block(self, block: str, block_input: torch.Tensor) -> torch.Tensor:
+        """Features when block `block` (e.g. "res3.1") receives `block_input` (B·T, C, H, W).
+
+        Everything before the block is skipped: a sweep that changes only this
+        block and what follows (knockouts) computes the prefix once.
+        """
+        stage, index = block.split(".")
+        units = getattr(self, stage)
+        x = units[int(index)].attention(block_input)
+        for unit in units[int(index) + 1:]:
+            x = unit(x)
+        for later in STAGES[STAGES.index(stage) + 1:]:
+            x = getattr(self, later)(x)
+        return x

@@ -1,8 +1,6 @@
-"""VideoNet: R2D backbone + temporal blocks + TSN consensus, and the model registry.
+"""VideoNet: a backbone (R2D, I3D or SlowFast) + temporal blocks + a classifier, built from a `VideoNetConfig`.
 
-`create_model("r2d50_gta")` is the whole story: a named variant is a small
-`VideoNetConfig`; keyword overrides change any field
-(`create_model("r2d50_gta", num_classes=10, gta_groups=4)`).
+The named variants (`create_model("r2d50_gta")`) are in `registry.py`.
 """
 from __future__ import annotations
 
@@ -16,16 +14,25 @@ from torch import nn
 from ..layers import DecoupledAttention, GTABlock, NonLocalBlock
 from ..layers.non_local import POOL_PLACES
 from .resnet2d import DEPTHS, ResNet2D
+from .resnet3d import I3D_INFLATE, ResNet3D
+from .slowfast import ALPHA, SlowFast
 
 BLOCK_KINDS = ("none", "nl", "sa", "ta", "dnl", "tape", "gta")
+# r2d: a 2D ResNet per frame (the paper's R2D); i3d: MMAction2's ResNet3d (I3D-R50);
+# slowfast: PySlowFast's SlowFast-R50 (the paper's 3D backbone).
+BACKBONES = ("r2d", "i3d", "slowfast")
+# Input frames per time step of the 3D backbones' res3/res4 (where blocks sit): the clip length must divide.
+FRAMES_PER_STEP = {"i3d": 8, "slowfast": ALPHA}
 
 
 @dataclass(frozen=True)
 class VideoNetConfig:
-    depth: int = 50                 # 18, 34 or 50
+    backbone: str = "r2d"           # one of BACKBONES
+    depth: int = 50                 # 18, 34 or 50 (3D backbones: 50)
     width_multiplier: float = 1.0   # < 1 for small CPU demo models
     num_classes: int = 174          # Something-Something v2
     num_frames: int = 8             # T; fixed for TAPE/GTA, checked for all
+    input_size: int = 224           # the crop side the model is counted at by default (`flops`)
     block: str = "none"             # one of BLOCK_KINDS
     # Paper §4.1: a block after every other residual block of res3 and res4
     # (2 in res3 and 3 in res4 for R2D-50).
@@ -48,16 +55,29 @@ class VideoNetConfig:
     nl_pool: str = "after"          # φ/g pooled "after" the projection, "before" it, or "none"
     nl_pool_ceil: bool = True       # ceil (ours) or floor (MMAction2, TSM) on odd grids
     nl_out_bias: bool = True        # W^O bias; MMAction2: False
+    sa_pool: str = "after"          # SA's (also in DNL, TAPE, GTA) keys/values: pooled "after"/"before" projection
+    # I3D only: per stage, which residual blocks get a 3×1×1 first convolution (None: MMAction2's i3d_r50).
+    inflate: tuple[tuple[int, ...], ...] | None = None
 
     def __post_init__(self) -> None:
         if self.block not in BLOCK_KINDS:
             raise ValueError(f"unknown block {self.block!r}; choose one of {BLOCK_KINDS}")
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"unknown backbone {self.backbone!r}; choose one of {BACKBONES}")
+        if self.backbone != "r2d":
+            step = FRAMES_PER_STEP[self.backbone]
+            if self.depth != 50 or self.tsm:
+                raise ValueError(f"the {self.backbone} backbone is built as ResNet-50 without TSM")
+            if self.num_frames % step:
+                raise ValueError(f"{self.backbone} needs a clip length divisible by {step}, got {self.num_frames}")
         if self.depth not in DEPTHS:
             raise ValueError(f"unknown depth {self.depth}; choose one of {sorted(DEPTHS)}")
         if self.num_frames < 1 or self.num_classes < 1:
             raise ValueError("num_frames and num_classes must be positive")
         if self.nl_pool not in POOL_PLACES:
             raise ValueError(f"unknown nl_pool {self.nl_pool!r}; choose one of {POOL_PLACES}")
+        if self.sa_pool not in POOL_PLACES:
+            raise ValueError(f"unknown sa_pool {self.sa_pool!r}; choose one of {POOL_PLACES}")
         counts = dict(zip(("res2", "res3", "res4", "res5"), DEPTHS[self.depth][1]))
         for stage, indices in self.block_positions or ():
             if stage not in counts or not all(0 <= i < counts[stage] for i in indices):
@@ -90,6 +110,8 @@ class VideoNetConfig:
         values = dict(values)
         if "block_stages" in values:
             values["block_stages"] = tuple(values["block_stages"])
+        if values.get("inflate") is not None:
+            values["inflate"] = tuple(tuple(int(i) for i in stage) for stage in values["inflate"])
         if values.get("block_positions") is not None:  # JSON lists back to tuples
             values["block_positions"] = tuple(
                 (str(stage), tuple(int(i) for i in indices)) for stage, indices in values["block_positions"]
@@ -98,9 +120,9 @@ class VideoNetConfig:
 
 
 def _block_factory(config: VideoNetConfig):
-    frames = config.num_frames
+    spatial = dict(spatial_pool_first=config.sa_pool == "before", spatial_pool_keys=config.sa_pool != "none")
 
-    def make(channels: int) -> nn.Module:
+    def make(channels: int, frames: int) -> nn.Module:
         if config.block == "nl":
             return NonLocalBlock(
                 channels,
@@ -111,13 +133,13 @@ def _block_factory(config: VideoNetConfig):
                 out_bias=config.nl_out_bias,
             )
         if config.block == "sa":
-            return DecoupledAttention(channels, frames, temporal=False)
+            return DecoupledAttention(channels, frames, temporal=False, **spatial)
         if config.block == "ta":
             return DecoupledAttention(channels, frames, spatial=False)
         if config.block == "dnl":
-            return DecoupledAttention(channels, frames)
+            return DecoupledAttention(channels, frames, **spatial)
         if config.block == "tape":
-            return DecoupledAttention(channels, frames, positional=True)
+            return DecoupledAttention(channels, frames, positional=True, **spatial)
         return GTABlock(
             channels,
             frames,
@@ -126,112 +148,96 @@ def _block_factory(config: VideoNetConfig):
             cross_channel=config.gta_cross_channel,
             groups=config.gta_groups,
             num_regions=config.gta_num_regions,
+            **spatial,
         )
 
     return make
 
 
+def _make_backbone(config: VideoNetConfig) -> nn.Module:
+    common = dict(
+        width_multiplier=config.width_multiplier,
+        num_frames=config.num_frames,
+        insert_after=config.insert_after(),
+        make_block=_block_factory(config),
+    )
+    if config.backbone == "i3d":
+        return ResNet3D(inflate=config.inflate or I3D_INFLATE, **common)
+    if config.backbone == "slowfast":
+        return SlowFast(**common)
+    return ResNet2D(depth=config.depth, tsm=config.tsm, **common)
+
+
 class VideoNet(nn.Module):
-    """Clip (B, 3, T, H, W) -> logits (B, num_classes)."""
+    """Clip (B, 3, T, H, W) -> logits (B, num_classes).
+
+    R2D folds frames into the batch and averages per-frame logits (TSN
+    consensus); the 3D backbones return one feature map per pathway, each
+    averaged over space-time, concatenated and classified (I3D's and
+    SlowFast's heads). Both heads are linear after pooling, so in eval mode
+    they compute the same function of the features.
+    """
 
     def __init__(self, config: VideoNetConfig) -> None:
         super().__init__()
         self.config = config
-        self.backbone = ResNet2D(
-            depth=config.depth,
-            width_multiplier=config.width_multiplier,
-            num_frames=config.num_frames,
-            tsm=config.tsm,
-            insert_after=config.insert_after(),
-            make_block=_block_factory(config),
-        )
+        self.backbone = _make_backbone(config)
+        channels = self.backbone.out_channels
         self.dropout = nn.Dropout(config.dropout)
-        self.head = nn.Linear(self.backbone.out_channels, config.num_classes)
+        self.head = nn.Linear(sum(channels) if isinstance(channels, tuple) else channels, config.num_classes)
 
-    def forward_features(self, clip: torch.Tensor) -> torch.Tensor:
-        """(B, 3, T, H, W) -> per-frame features (B·T, C, h, w)."""
+    @property
+    def is_3d(self) -> bool:
+        return self.config.backbone != "r2d"
+
+    def forward_features(self, clip: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
+        """(B, 3, T, H, W) -> R2D: per-frame features (B·T, C, h, w); 3D: [(B, C, T', h, w) per pathway]."""
         if clip.dim() != 5 or clip.shape[1] != 3:
             raise ValueError(f"expected a clip of shape (B, 3, T, H, W), got {tuple(clip.shape)}")
         if clip.shape[2] != self.config.num_frames:
             raise ValueError(
                 f"this model runs on exactly {self.config.num_frames} frames, got {clip.shape[2]}"
             )
+        if self.is_3d:
+            return self.backbone(clip)
         return self.backbone(rearrange(clip, "b c t h w -> (b t) c h w"))
 
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        """Per-frame classifier, then TSN average consensus over T."""
+    def forward_head(self, features, pre_logits: bool = False) -> torch.Tensor:
+        """Logits (B, N), or with `pre_logits` the pooled features (B, C) the classifier sees."""
+        if self.is_3d:
+            pooled = torch.cat([f.mean(dim=(2, 3, 4)) for f in features], dim=1)      # (B, ΣC)
+            return pooled if pre_logits else self.head(self.dropout(pooled))
         pooled = features.mean(dim=(2, 3))                      # (B·T, C)
+        if pre_logits:
+            return rearrange(pooled, "(b t) c -> b t c", t=self.config.num_frames).mean(dim=1)
         frame_logits = self.head(self.dropout(pooled))          # (B·T, N)
         return rearrange(frame_logits, "(b t) n -> b t n", t=self.config.num_frames).mean(dim=1)
 
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(clip))
 
-    def forward_from_block(self, name: str, block_input: torch.Tensor) -> torch.Tensor:
-        """Logits when block `name` (e.g. "res3.1") receives `block_input` (B·T, C, H, W).
+    def resume_context(self, clip: torch.Tensor):
+        """What `forward_from_block` needs besides the block's input: SlowFast's Fast features, else None."""
+        return self.backbone.fast_features(clip) if self.config.backbone == "slowfast" else None
 
-        Everything before the block is skipped: a sweep that changes only this
-        block and what follows (knockouts) computes the prefix once.
+    def forward_from_block(self, name: str, block_input: torch.Tensor, context=None) -> torch.Tensor:
+        """Logits when block `name` receives `block_input` (B·T', C, H, W), skipping what comes before.
+
+        A sweep that changes only this block and what follows (knockouts)
+        computes the prefix once. SlowFast's later laterals read the Fast
+        pathway: pass `context` = `resume_context(clip)` (or the clip itself).
         """
-        stage, index = name.split(".")
-        stages = ("res2", "res3", "res4", "res5")
-        units = getattr(self.backbone, stage)
-        x = units[int(index)].attention(block_input)
-        for unit in units[int(index) + 1:]:
-            x = unit(x)
-        for later in stages[stages.index(stage) + 1:]:
-            x = getattr(self.backbone, later)(x)
-        return self.forward_head(x)
+        if self.config.backbone == "slowfast":
+            if context is None:
+                raise ValueError("SlowFast's forward_from_block needs resume_context(clip) (the Fast pathway)")
+            fast = self.resume_context(context) if isinstance(context, torch.Tensor) else context
+            return self.forward_head(self.backbone.forward_from_block(name, block_input, fast))
+        return self.forward_head(self.backbone.forward_from_block(name, block_input))
 
     def temporal_blocks(self) -> dict[str, nn.Module]:
-        """Inserted blocks by readable name, e.g. {"res3.1": NonLocalBlock, ...}."""
-        blocks = {}
-        for stage in ("res2", "res3", "res4", "res5"):
-            for index, unit in enumerate(getattr(self.backbone, stage)):
-                if unit.attention is not None:
-                    blocks[f"{stage}.{index}"] = unit.attention
-        return blocks
+        """Inserted blocks by readable name, e.g. {"res3.1": NonLocalBlock, ...} ("slow.res3.1" on SlowFast)."""
+        return {name: unit.attention for name, unit in self.backbone.named_units() if unit.attention is not None}
 
-
-# ---------------------------------------------------------------- registry
-
-_REGISTRY: dict[str, VideoNetConfig] = {}
-
-
-def register_model(name: str, config: VideoNetConfig) -> None:
-    if name in _REGISTRY:
-        raise ValueError(f"model {name!r} is already registered")
-    _REGISTRY[name] = config
-
-
-def list_models() -> list[str]:
-    return sorted(_REGISTRY)
-
-
-def model_config(name: str, **overrides) -> VideoNetConfig:
-    if name not in _REGISTRY:
-        raise KeyError(f"unknown model {name!r}; known: {', '.join(list_models())}")
-    return VideoNetConfig.from_dict({**_REGISTRY[name].to_dict(), **overrides})
-
-
-def create_model(name: str, **overrides) -> VideoNet:
-    return VideoNet(model_config(name, **overrides))
-
-
-def _register_defaults() -> None:
-    for depth in (18, 34, 50):
-        for block in BLOCK_KINDS:
-            suffix = "" if block == "none" else f"_{block}"
-            register_model(f"r2d{depth}{suffix}", VideoNetConfig(depth=depth, block=block))
-            register_model(f"r2d{depth}_tsm{suffix}", VideoNetConfig(depth=depth, block=block, tsm=True))
-    # Small CPU demo models: R2D-18 at a quarter of the width, 8 frames, 112².
-    for block in BLOCK_KINDS:
-        suffix = "" if block == "none" else f"_{block}"
-        for tsm in (False, True):
-            register_model(
-                f"demo_r2d18{'_tsm' if tsm else ''}{suffix}",
-                VideoNetConfig(depth=18, width_multiplier=0.25, block=block, tsm=tsm, gta_groups=4),
-            )
-
-
-_register_defaults()
+    def time_spans(self, name: str) -> tuple[tuple[int, int], ...]:
+        """For block `name`: the [start, stop) input frames each of its time steps stands for."""
+        return self.backbone.time_spans(name)

@@ -12,6 +12,7 @@ The browser is never downloaded: a missing /usr/bin/chromium fails the test
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -69,11 +70,12 @@ def _wait_healthy(url: str, server: subprocess.Popen, deadline_s: float = 60.0) 
     raise AssertionError(f"streamlit did not answer on {url} within {deadline_s:.0f} s")
 
 
-@pytest.fixture(scope="module")
-def app_url():
+@contextlib.contextmanager
+def _serve(checkpoints: list[Path]):
+    """`streamlit run app/main.py` on a free localhost port with these checkpoint folders; yields its URL."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("GTA_LENS_")}
-    env["GTA_LENS_CHECKPOINTS"] = os.pathsep.join(str(ROOT / c) for c in CHECKPOINTS)
+    env["GTA_LENS_CHECKPOINTS"] = os.pathsep.join(str(c) for c in checkpoints)
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.address", "127.0.0.1",
          "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
@@ -89,6 +91,12 @@ def app_url():
             server.wait(timeout=10)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+@pytest.fixture(scope="module")
+def app_url():
+    with _serve([ROOT / c for c in CHECKPOINTS]) as url:
+        yield url
 
 
 def _wait_for_figures(page, count: int) -> None:
@@ -206,3 +214,36 @@ def _upload_keeps_the_query(page, expected: tuple[int, int]) -> None:
     page.wait_for_timeout(1500)
     _wait_for_figures(page, QUERY_FIGURES)
     _assert_query(page, expected, "back on a bundled video")
+
+
+def test_3d_models_beside_a_2d_one_in_a_real_browser(tmp_path):
+    """A SlowFast-GTA (32 frames, 8 Slow steps) and an imported MMAction2 I3D-NL (16 frames, 2 steps) beside the
+    shipped 2D GTA: the query and temporal views draw every model, and captions name the time step and its frames."""
+    from tests.app.fixtures import make_random_checkpoint
+    from tests.helpers import run_cli
+    from tests.peers import mmaction as peer
+
+    make_random_checkpoint(tmp_path / "sf_gta", "demo_slowfast_r50_gta", seed=7)
+    source = tmp_path / "i3d_imagenet-pretrained-r50-nl-embedded-gaussian_8xb8-32x2x1-100e_kinetics400-rgb.pth"
+    peer.save_as_published(peer.i3d_r50(num_classes=400, non_local=True, base_channels=16), str(source), "")
+    assert run_cli("import", "mmaction2", str(source), "--out", str(tmp_path / "i3d_nl"), "--frames", "16").returncode == 0
+    folders = [tmp_path / "sf_gta", tmp_path / "i3d_nl", ROOT / "checkpoints/temporal_r2d18_gta"]
+    with _serve(folders) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 1800})
+            page.goto(url + "/?models=sf_gta&models=i3d_nl&models=temporal_r2d18_gta", wait_until="domcontentloaded")
+            _wait_for_figures(page, 6)                       # Predictions: strip + top-k per model
+            page.get_by_role("link", name="Query point", exact=True).click()
+            _wait_for_figures(page, 6)                       # picker + SlowFast GTA 2 + I3D NL 1 + R2D GTA 2
+            main = page.get_by_test_id("stMain")
+            expect(main.get_by_text(re.compile(r"slow\.res3\.1, slow pathway, step \d+ = frames \d+–\d+"))).to_have_count(1)
+            expect(main.get_by_text(re.compile(r"NL · res3\.1, step \d = frames \d+–\d+"))).to_have_count(1)
+            expect(main.get_by_text(re.compile(r"GTA · res3\.1, frame \d"))).to_have_count(1)
+            page.get_by_role("link", name="Temporal attention", exact=True).click()
+            expect(main.get_by_text(re.compile(r"slow\.res3\.1: 8 time steps"))).to_have_count(1, timeout=TIMEOUT_MS)
+            expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=TIMEOUT_MS)
+            assert page.locator("[data-testid='stException']").count() == 0
+            assert main.locator(".js-plotly-plot text", has_text="query step").count() > 0   # 3D axes say step
+        finally:
+            browser.close()

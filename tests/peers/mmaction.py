@@ -11,6 +11,8 @@ import warnings
 
 import torch
 
+from tests.helpers import calibrate_norms
+
 
 def _stub_missing_drn() -> None:
     package = types.ModuleType("mmaction.models.localizers.drn")
@@ -55,6 +57,42 @@ def tsm_r50(num_classes: int, frames: int, non_local: bool):
     return _randomised(registry().build(config))
 
 
+# MMAction2's configs/_base_/models/i3d_r50.py backbone (random init instead of inflated ImageNet weights)
+# and the non-local placement of its I3D-R50-NL Kinetics-400 configs (recognition/i3d/*-nl-*.py).
+I3D_BACKBONE = dict(type="ResNet3d", pretrained2d=False, pretrained=None, depth=50, conv1_kernel=(5, 7, 7),
+                    conv1_stride_t=2, pool1_stride_t=2, conv_cfg=dict(type="Conv3d"), norm_eval=False,
+                    inflate=((1, 1, 1), (1, 0, 1, 0), (1, 0, 1, 0, 1, 0), (0, 1, 0)), zero_init_residual=False)
+I3D_NL_POSITIONS = ((0, 0, 0), (0, 1, 0, 1), (0, 1, 0, 1, 0, 1), (0, 0, 0))
+
+
+def i3d_r50(num_classes: int, non_local: bool, **backbone_overrides):
+    """MMAction2's Recognizer3D with ResNet3d (i3d_r50.py) and I3DHead, random weights and BN statistics."""
+    backbone = {**I3D_BACKBONE, **backbone_overrides}
+    if non_local:
+        backbone.update(non_local=I3D_NL_POSITIONS, non_local_cfg=NL_CFG)
+    config = dict(
+        type="Recognizer3D",
+        backbone=backbone,
+        cls_head=dict(type="I3DHead", num_classes=num_classes, in_channels=32 * backbone.get("base_channels", 64),
+                      spatial_type="avg",
+                      dropout_ratio=0.5, init_std=0.01, average_clips="prob"),
+        data_preprocessor=dict(type="ActionDataPreprocessor", mean=[123.675, 116.28, 103.53],
+                               std=[58.395, 57.12, 57.375], format_shape="NCTHW"),
+    )
+    torch.manual_seed(0)          # ResNet3d's Kaiming init draws from the global generator
+    model = _randomised(registry().build(config))
+    # Statistics measured on a clip, then random around them (tests/helpers.py says why), NL γ included.
+    calibration = torch.randn(2, 3, 16, 112, 112, generator=torch.Generator().manual_seed(1))
+    calibrate_norms(model.backbone, calibration)
+    return model
+
+
+def logits_3d(model, clip: torch.Tensor) -> torch.Tensor:
+    """A Recognizer3D's class scores (I3DHead, before clip averaging) for a normalised clip (B, 3, T, H, W)."""
+    with torch.no_grad():
+        return model.cls_head(model.backbone(clip))
+
+
 def resnet50_torchvision_pretrained(path: str):
     """MMAction2's ResNet-50 loading a torchvision-layout file with its own loader."""
     model = registry().build(dict(type="ResNet", depth=50, pretrained=path, torchvision_pretrain=True))
@@ -68,7 +106,7 @@ def _randomised(model: torch.nn.Module) -> torch.nn.Module:
     generator = torch.Generator().manual_seed(0)
     model.init_weights()
     with torch.no_grad():
-        for module in model.modules():
+        for name, module in model.named_modules():
             if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
                 module.weight.copy_(torch.rand(module.weight.shape, generator=generator) * 0.5 + 0.5)
                 module.bias.copy_(torch.randn(module.bias.shape, generator=generator) * 0.1)
@@ -76,9 +114,10 @@ def _randomised(model: torch.nn.Module) -> torch.nn.Module:
                 module.running_var.copy_(torch.rand(module.running_var.shape, generator=generator) + 0.5)
             elif isinstance(module, (torch.nn.Conv2d, torch.nn.Conv3d, torch.nn.Linear)) and module.bias is not None:
                 module.bias.copy_(torch.randn(module.bias.shape, generator=generator) * 0.05)
-            if isinstance(module, torch.nn.Conv3d):
+            if isinstance(module, torch.nn.Conv3d) and ".non_local_block." in name:
                 # mmcv initialises θ, φ, g with std 0.01, which leaves the NL softmax nearly uniform;
                 # unit-scale projections make it peaked, so the NL maths (scale, pooling) shows in the logits.
+                # (The backbone's own Conv3d, in I3D, keep ResNet3d's Kaiming init: features of unit scale.)
                 fan_in = module.weight[0].numel()
                 module.weight.copy_(torch.randn(module.weight.shape, generator=generator) * 0.5 / fan_in**0.5)
     model.eval()
