@@ -4,8 +4,8 @@ PNG. `PngWriter` is plotly's image export, kaleido, driving a headless
 Chromium: a PNG is the figure a browser draws from the same go.Figure. kaleido
 starts a browser per session (2-3 s on this CPU) and reloads its tab after every
 figure (0.2-0.3 s for a small one), so one session serves a whole export, and it
-runs in its own thread: the browser starts and draws while the models compute
-and while the HTML page and the MP4 are written. kaleido finds Debian's
+runs in its own thread: the browser can start and draw while the models compute
+and while the HTML page and the MP4 are written (see `export_video` for when). kaleido finds Debian's
 `/usr/bin/chromium` (or Chrome, or the browser named by BROWSER_PATH) itself;
 `--browser PATH` names another. Without one, `png_session` yields None and the
 export writes everything but the PNGs (`NO_BROWSER_NOTE` says so).
@@ -37,27 +37,38 @@ NO_BROWSER_NOTE = ("note: no Chromium or Chrome found, so no PNGs were written (
 
 
 class PngWriter:
-    """One kaleido session (a headless browser) in its own thread; `write` returns a Future."""
+    """One kaleido session (a headless browser) in its own thread; `write` returns a Future.
+
+    The browser starts at `start()` or at the first `write`, in the background.
+    """
 
     def __init__(self, browser: str | None = None, tabs: int = PNG_TABS) -> None:
         """Raises kaleido.errors.ChromeNotFoundError when `browser` (or kaleido's search) finds none."""
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="kaleido", daemon=True)
         self._thread.start()
+        self._opened: asyncio.Future | None = None
         try:
-            self._kaleido, self._opened = self._call(self._start(browser, tabs)).result()
+            self._kaleido = self._call(self._create(browser, tabs)).result()
         except BaseException:
             self._stop_loop()
             raise
 
-    async def _start(self, browser: str | None, tabs: int):
+    async def _create(self, browser: str | None, tabs: int):
         import kaleido
 
-        session = kaleido.Kaleido(path=browser, n=tabs, mathjax=False)   # no MathJax: nothing from the network
-        return session, asyncio.ensure_future(session.open())            # the browser starts in the background
+        return kaleido.Kaleido(path=browser, n=tabs, mathjax=False)   # no MathJax: nothing from the network
 
     def _call(self, coroutine) -> Future:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+
+    def start(self) -> None:
+        """Start the browser now, without waiting for it."""
+        self._call(self._open())
+
+    async def _open(self) -> None:
+        if self._opened is None:
+            self._opened = asyncio.ensure_future(self._kaleido.open())
 
     def write(self, figures: Sequence[tuple[object, Path]]) -> Future:
         """Render (go.Figure, path) pairs as PNGs; the Future's result is their paths."""
@@ -66,6 +77,7 @@ class PngWriter:
         return self._call(self._write(list(figures)))
 
     async def _write(self, figures: list[tuple[object, Path]]) -> list[Path]:
+        await self._open()
         await self._opened
         specs = [{"fig": figure, "path": Path(path), "opts": _png_options(figure)} for figure, path in figures]
         await self._kaleido.write_fig_from_object(specs, cancel_on_error=True)
@@ -78,13 +90,15 @@ class PngWriter:
             self._stop_loop()
 
     async def _close(self) -> None:
+        if self._opened is None:
+            return                 # the browser never started
         if not self._opened.done():
             self._opened.cancel()
         await self._kaleido.close()
         rest = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
         for task in rest:          # e.g. the browser's watchdog after a failed start
             task.cancel()
-        await asyncio.gather(*rest, return_exceptions=True)
+        await asyncio.gather(*rest, self._opened, return_exceptions=True)
 
     def _stop_loop(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
