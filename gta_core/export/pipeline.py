@@ -315,8 +315,8 @@ def export_video(
 
     When torch leaves a core free, the browser starts at once and draws each
     model's figures while the next model runs; when torch's threads take every
-    core, the browser waits for the models (beside torch it would make torch's
-    OpenMP threads spin: bench_export at 2 threads, 21.7 s against 16.2 s).
+    core, the browser waits for the models (drawing beside them, it made torch's
+    OpenMP threads spin: one bench_export run took 21.7 s at 2 threads, 16.2 s at 1).
     """
     from .. import interpret
 
