@@ -97,8 +97,9 @@ def knockouts(
 
 def export_zip(
     video: engine.VideoChoice, names: list[str], device: str, ig_steps: int, knockout: str
-) -> bytes:
-    """The CLI export of this video for these checkpoints, zipped in memory.
+) -> tuple[bytes, str | None]:
+    """The CLI export of this video for these checkpoints, zipped in memory, and the export's note
+    (set when no browser was there to draw the PNGs).
 
     Holds the model lock for the whole export: captures hook the shared models.
     """
@@ -118,4 +119,4 @@ def export_zip(
             for path in sorted(result.folder.rglob("*")):
                 if path.is_file():
                     archive.write(path, Path(result.folder.name) / path.relative_to(result.folder))
-    return buffer.getvalue()
+    return buffer.getvalue(), result.note

@@ -23,7 +23,7 @@ from gta_core.data.ssv2 import SSv2Dataset
 from gta_core.evaluate import reversed_targets
 from gta_core.matrices import MATRIX_NAMES, correlation
 from gta_core.models import create_model, model_config
-from gta_core.train import CACHE_DIR, CachedClips, TrainConfig, build_frame_cache, lr_factor, make_optimizer
+from gta_core.train import CACHE_DIR, CachedClips, TrainConfig, build_frame_cache, make_optimizer, make_scheduler
 from gta_core.video import ClipSpec
 
 
@@ -53,6 +53,7 @@ def main() -> None:
     torch.manual_seed(cfg.seed)
     model = create_model(cfg.model, num_classes=len(source.class_names))
     optimizer = make_optimizer(cfg, model)
+    scheduler = make_scheduler(cfg, optimizer, len(loader))
     table = reversed_targets(data, source.class_names, np.arange(len(source.class_names)))
     table = torch.as_tensor(table) if table is not None and args.reverse_aug > 0 else None
     params = dict(model.named_parameters())
@@ -66,8 +67,6 @@ def main() -> None:
     print("step  lr      loss   |M-M0|/|M0|  corr(M,M0)  grad/param M | others   update/param M | others")
     while step < args.steps:
         for x, y in loader:
-            for group in optimizer.param_groups:
-                group["lr"] = cfg.lr * group["lr_mult"] * lr_factor(cfg, step, len(loader))
             if table is not None:
                 back = torch.rand(len(y)) < args.reverse_aug
                 x = torch.where(back[:, None, None, None, None], x.flip(dims=(2,)), x)
@@ -77,6 +76,8 @@ def main() -> None:
             loss.backward()
             before = {n: p.detach().clone() for n, p in params.items()}
             optimizer.step()
+            lr = optimizer.param_groups[0]["lr"]
+            scheduler.step()
             step += 1
             if step % args.every == 0 or step == 1:
                 ratios = {}
@@ -87,7 +88,7 @@ def main() -> None:
                                     norm([params[n].detach() - before[n] for n in names]) / size)
                 change = norm([params[n].detach() - start[n] for n in start]) / norm(start.values())
                 corr = max(abs(correlation(params[n].detach(), start[n])) for n in start)
-                print(f"{step:4d}  {optimizer.param_groups[0]['lr']:.1e}  {loss.item():.3f}  {change:10.3f}  {corr:9.3f}  "
+                print(f"{step:4d}  {lr:.1e}  {loss.item():.3f}  {change:10.3f}  {corr:9.3f}  "
                       f"{ratios['M'][0]:.2e} | {ratios['W'][0]:.2e}   {ratios['M'][1]:.2e} | {ratios['W'][1]:.2e}",
                       flush=True)
             if step >= args.steps:

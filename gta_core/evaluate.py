@@ -210,7 +210,11 @@ def _print_report(metrics: dict, class_names: Sequence[str]) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    env = init_distributed(args.device, args.threads)
+    try:
+        env = init_distributed(args.device, args.threads)
+    except DeviceError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     try:
         checkpoint = load_checkpoint(args.checkpoint, device=env.device)
         dataset = dataset_for(checkpoint, args.data, args.split, args.decoder)

@@ -76,6 +76,14 @@ def test_predict_on_cuda_without_a_gpu_is_one_line(checkpoint, video):
     assert "--device cuda" in one_error_line(run) and "no GPU" in run.stderr
 
 
+def test_evaluate_on_cuda_without_a_gpu_is_one_line(checkpoint, tmp_path):
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([sys.executable, "-m", "gta_core", "evaluate", str(checkpoint), "--data", str(tmp_path),
+                          "--device", "cuda"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert "--device cuda" in one_error_line(run) and "no GPU" in run.stderr
+
+
 def test_predict_reads_an_over_declared_avi_and_says_so(checkpoint, tmp_path):
     avi = encode(tmp_path / "counter.avi", counter(), "mjpeg")
     short = over_declare(avi, tmp_path / "over_declared.avi", 130)

@@ -13,7 +13,7 @@ from PIL import Image
 
 from gta_core import CheckpointConfig, create_model, save_checkpoint
 from gta_core.__main__ import main
-from gta_core.export import ExportError, ExportOptions, figure_entries, render_png
+from gta_core.export import NO_BROWSER_NOTE, ExportOptions, figure_entries, write_pngs
 from gta_core.video import ClipSpec, read_clip
 from tests.app.fixtures import write_video
 
@@ -119,10 +119,46 @@ def test_exported_mp4_decodes_back_to_the_overlay_frames(exported):
     assert set(model["order_probe"]) == {"original", "reversed", "shuffled"}
 
 
-def test_render_png_refuses_a_trace_it_cannot_draw(tmp_path):
-    figure = go.Figure(go.Pie(values=[1, 2]))
-    with pytest.raises(ExportError, match="pie"):
-        render_png(figure, tmp_path / "pie.png")
+def test_png_is_plotlys_drawing_of_the_figure(tmp_path):
+    """A heatmap of known values at a fixed size: each cell's pixels have its colour on the scale.
+    Plotly draws row 0 at the bottom; with no margins a 3 × 2 heatmap fills 300 × 200 pixels."""
+    import plotly.colors
+
+    z = np.array([[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]])
+    figure = go.Figure(go.Heatmap(z=z, zmin=0, zmax=5, colorscale="Viridis", showscale=False))
+    figure.update_layout(width=300, height=200, margin=dict(l=0, r=0, t=0, b=0),
+                         xaxis_visible=False, yaxis_visible=False)
+    pie = go.Figure(go.Pie(values=[1, 2]))            # a trace the old matplotlib re-renderer refused
+    heatmap_png, pie_png = write_pngs([(figure, tmp_path / "heatmap.png"), (pie, tmp_path / "pie.png")])
+    with Image.open(heatmap_png) as image:
+        assert image.format == "PNG"
+        pixels = np.asarray(image.convert("RGB")).astype(int)
+    assert pixels.shape == (200, 300, 3)
+    for row in range(2):
+        for col in range(3):
+            expected = plotly.colors.unlabel_rgb(plotly.colors.sample_colorscale("Viridis", [z[row, col] / 5])[0])
+            y, x = 200 - (row * 100 + 50), col * 100 + 50
+            assert np.abs(pixels[y - 20:y + 20, x - 20:x + 20] - np.array(expected)).max() <= 2, (row, col)
+    with Image.open(pie_png) as image:
+        assert image.size == (700, 450)                 # plotly.js's size for a layout that sets none
+
+
+def test_without_a_browser_export_writes_html_and_mp4_and_says_so_once(tiny_gta, tmp_path, capsys):
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for i in range(2):
+        write_video(videos / f"clip_{i}.mp4", frames=10, size=(56, 72), seed=i)
+    out = tmp_path / "out"
+    code = main(["export", str(tiny_gta), str(videos), "--out", str(out), "--ig-steps", "2",
+                 "--internal-batch-size", "2", "--knockout", "none", "--no-progress",
+                 "--browser", str(tmp_path / "no-chromium-here")])
+    assert code == 0
+    assert not list(out.rglob("*.png"))
+    for i in range(2):
+        for name in ("figures.html", "attention.mp4", "summary.json"):
+            assert (out / f"clip_{i}" / name).stat().st_size > 0
+    err = capsys.readouterr().err
+    assert err.count(NO_BROWSER_NOTE) == 1 and "apt-get install chromium" in NO_BROWSER_NOTE
 
 
 def test_bad_inputs_give_clear_errors(tiny_gta, tmp_path, capsys):

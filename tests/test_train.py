@@ -15,7 +15,16 @@ from safetensors.torch import load_file
 from gta_core.checkpoint import load_checkpoint
 from gta_core.data import synth
 from gta_core.data.ssv2 import SSv2Dataset
-from gta_core.train import CachedClips, TrainConfig, build_frame_cache, flip_allowed, lr_factor, train
+from gta_core.train import (
+    CachedClips,
+    TrainConfig,
+    build_frame_cache,
+    flip_allowed,
+    lr_factor,
+    make_optimizer,
+    make_scheduler,
+    train,
+)
 from gta_core.video import ClipSpec
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,6 +60,46 @@ def test_lr_warms_up_linearly_then_follows_cosine_or_steps():
     step = TrainConfig(epochs=50, warmup_epochs=2, schedule="step", milestones=(30, 40, 45), gamma=0.1)
     assert [lr_factor(step, e * 10, 10) for e in (5, 29, 30, 40, 45, 49)] == pytest.approx(
         [1, 1, 0.1, 0.01, 0.001, 0.001])
+
+
+def test_torch_scheduler_gives_each_group_lr_times_its_multiplier_times_the_schedule():
+    """LambdaLR over lr_factor: the LRs of every step, hand-computed, for the three parameter groups
+    (weights, BatchNorm and biases, GTA's M̂ at ×10); a resumed run rebuilt at step 5 continues them."""
+    from gta_core import create_model
+
+    cfg = TrainConfig(epochs=3, warmup_epochs=1, lr=0.1, matrix_lr_mult=10.0, schedule="cosine")
+    model = create_model("demo_r2d18_gta", num_classes=4, **TINY)
+    optimizer = make_optimizer(cfg, model)
+    scheduler = make_scheduler(cfg, optimizer, steps_per_epoch=4)
+    seen = []
+    for _ in range(12):
+        seen.append([group["lr"] for group in optimizer.param_groups])
+        optimizer.step()
+        scheduler.step()
+    # 4 warm-up steps to 1, then a cosine over the other 8 steps.
+    factors = [0.25, 0.5, 0.75, 1.0] + [0.5 * (1 + math.cos(math.pi * k / 8)) for k in range(8)]
+    assert seen == [pytest.approx([0.1 * f, 0.1 * f, 1.0 * f], rel=1e-12) for f in factors]
+    resumed = make_optimizer(cfg, model)
+    make_scheduler(cfg, resumed, steps_per_epoch=4, step=5)
+    assert [group["lr"] for group in resumed.param_groups] == pytest.approx(seen[5], rel=1e-12)
+
+
+def test_resume_of_a_finished_run_says_so_and_trains_nothing(data_root, tmp_path, capsys):
+    from gta_core import CheckpointConfig, create_model, save_checkpoint
+    from gta_core.__main__ import main
+
+    model = create_model("demo_r2d18_gta", num_classes=15, **TINY)
+    out = save_checkpoint(tmp_path / "done", model, CheckpointConfig(
+        architecture=model.config.to_dict(), class_names=[str(i) for i in range(15)], model_name="demo_r2d18_gta",
+        input_size=28, resize_shorter=32, provenance={"epochs_done": 2}, metrics={"val_top1": 0.25}))
+    weights = (out / "model.safetensors").read_bytes()
+    code = main(["train", "--data", str(data_root), "--out", str(out), "--resume", "--frames", "4",
+                 "--set", "width_multiplier=0.125", "--set", "gta_groups=2", "--epochs", "2", "--no-progress"])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "the run is finished (2 epochs" in err and "nothing to resume" in err
+    assert (out / "model.safetensors").read_bytes() == weights and not (out / "metrics.jsonl").exists()
+    assert train(tiny_config(data_root, out, resume=True)) == {"val_top1": 0.25}
 
 
 def test_no_flip_for_classes_whose_meaning_a_mirror_changes():

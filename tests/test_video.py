@@ -1,12 +1,14 @@
 """gta_core.video on real files: formats, sampling, every bad input, the probe."""
 from __future__ import annotations
 
+import sys
+
+import av
 import numpy as np
 import pytest
 import torch
 
 from gta_core.video import (
-    PROBE_FAULT_ENV,
     ClipSpec,
     VideoError,
     VideoLimits,
@@ -14,6 +16,7 @@ from gta_core.video import (
     read_clip,
     temporal_sample_indices,
 )
+from gta_core.video import probe as probe_module
 from tests.video_fixtures import COUNTER_FRAMES, FORMATS, OVER_DECLARED, counter_value, media  # noqa: F401
 
 SPEC = ClipSpec(num_frames=8, input_size=48, resize_shorter=64, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
@@ -221,19 +224,82 @@ def test_untrusted_read_probes_first(media):
     assert err.value.reason == "corrupt"
 
 
+# The child's entry point, replaced: a child that crashes or hangs before it decodes anything.
+FAULTY_CHILDREN = {
+    "segfault": "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)",
+    "abort": "import os; os.abort()",
+    "hang": "import time; time.sleep(10 ** 6)",
+}
+
+
+def faulty_child(monkeypatch, fault: str) -> None:
+    monkeypatch.setattr(probe_module, "child_command", lambda request: [sys.executable, "-c", FAULTY_CHILDREN[fault]])
+
+
 @pytest.mark.parametrize("fault", ["segfault", "abort"])
 def test_probe_survives_a_crashing_decoder(media, monkeypatch, fault):
-    monkeypatch.setenv(PROBE_FAULT_ENV, fault)
+    faulty_child(monkeypatch, fault)
     with pytest.raises(VideoError) as err:
         read_clip(media["webm_vp9"], SPEC, untrusted=True)
     assert err.value.reason == "probe_crashed"
     assert ("SIGSEGV" if fault == "segfault" else "SIGABRT") in str(err.value)
-    monkeypatch.delenv(PROBE_FAULT_ENV)
+    monkeypatch.undo()
     assert probe_video(media["webm_vp9"]).num_frames == COUNTER_FRAMES  # and we are still alive
 
 
 def test_probe_times_out_on_a_hanging_decoder(media, monkeypatch):
-    monkeypatch.setenv(PROBE_FAULT_ENV, "hang")
+    faulty_child(monkeypatch, "hang")
     with pytest.raises(VideoError) as err:
         probe_video(media["webm_vp9"], VideoLimits(probe_timeout_s=1.5))
     assert err.value.reason == "probe_timeout"
+
+
+# --- truncation: what PyAV misses is checked here, what it reports is left to it --------
+
+def pyav_alone(path) -> tuple[str, int]:
+    """What PyAV makes of a file by itself: ("open failed" | "no video stream" | "error" | "decoded", frames)."""
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, EOFError):
+        return "open failed", 0
+    with container:
+        if not container.streams.video:
+            return "no video stream", 0
+        frames = 0
+        try:
+            for _ in container.decode(video=0):
+                frames += 1
+        except av.error.FFmpegError:
+            return "error", frames
+    return "decoded", frames
+
+
+@pytest.mark.parametrize(
+    "name, alone",
+    [
+        ("truncated_mp4_in_index", ("no video stream", 0)),
+        ("truncated_mp4_index_tail", ("decoded", COUNTER_FRAMES)),
+        ("truncated_webm_vp9", ("decoded", "fewer")),
+    ],
+)
+def test_truncation_pyav_misses_is_caught(media, name, alone):
+    outcome, frames = pyav_alone(media[name])
+    assert outcome == alone[0], "PyAV now sees this cut: the size check for it can go"
+    assert frames == alone[1] if alone[1] != "fewer" else 0 < frames < COUNTER_FRAMES
+    with pytest.raises(VideoError) as err:
+        read_clip(media[name], SPEC)
+    assert err.value.reason == "truncated"
+
+
+@pytest.mark.parametrize("name", ["truncated_mp4_before_index", "truncated_avi_half", "truncated_avi_80"])
+def test_truncation_pyav_reports_is_left_to_it(media, name):
+    assert pyav_alone(media[name])[0] in ("open failed", "error")
+    with pytest.raises(VideoError) as err:
+        read_clip(media[name], SPEC)
+    assert err.value.reason == "corrupt"
+
+
+def test_an_avi_cut_only_in_its_closing_index_is_read_whole(media):
+    assert pyav_alone(media["truncated_avi_index_tail"]) == ("decoded", COUNTER_FRAMES)
+    clip = read_clip(media["truncated_avi_index_tail"], SPEC)
+    assert clip.num_decoded_frames == COUNTER_FRAMES and clip.notice is None

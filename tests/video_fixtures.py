@@ -66,6 +66,16 @@ def over_declare(source: Path, path: Path, declared: int) -> Path:
     return path
 
 
+def mp4_boxes(data: bytes) -> dict[str, int]:
+    """{box type: offset} of an mp4's top-level boxes."""
+    boxes, pos = {}, 0
+    while pos + 8 <= len(data):
+        size, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        boxes[kind.decode("latin-1")] = pos
+        pos += size
+    return boxes
+
+
 def flip_bytes(data: bytes, lo: float, hi: float, count: int, seed: int) -> bytes:
     out = bytearray(data)
     rng = np.random.default_rng(seed)
@@ -96,6 +106,18 @@ def media(tmp_path_factory) -> dict[str, Path]:
         data = m[name].read_bytes()
         m[f"truncated_{name}"] = d / f"truncated_{m[name].name}"
         m[f"truncated_{name}"].write_bytes(data[: len(data) // 2])
+    mp4, avi = m["mp4_h264"].read_bytes(), m["avi_mjpeg"].read_bytes()
+    moov = mp4_boxes(mp4)["moov"]
+    for name, data in {
+        "truncated_mp4_in_index": mp4[: moov + 16],     # cut inside the index ('moov' comes last)
+        "truncated_mp4_index_tail": mp4[:-8],           # cut in the index's last bytes
+        "truncated_mp4_before_index": mp4[:moov],       # cut where the index would begin
+        "truncated_avi_half": avi[: len(avi) // 2],
+        "truncated_avi_80": avi[: len(avi) * 8 // 10],
+        "truncated_avi_index_tail": avi[:-24],          # cut in the closing index (idx1) only
+    }.items():
+        m[name] = d / f"{name}.{'mp4' if 'mp4' in name else 'avi'}"
+        m[name].write_bytes(data)
     m["flipped_mp4"] = d / "flipped.mp4"
     m["flipped_mp4"].write_bytes(flip_bytes(m["mp4_h264"].read_bytes(), 0.25, 0.75, 40, seed=1))
     m["flipped_avi"] = d / "flipped.avi"

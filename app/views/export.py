@@ -19,7 +19,8 @@ request = (ctx.video.digest, tuple(names), device, steps, knockout)
 if st.button("Prepare export", key="export_run"):
     try:
         with st.spinner(f"Exporting {ctx.video.name} for {len(names)} model(s)…"):
-            st.session_state["export_zip"] = (request, interpret_engine.export_zip(ctx.video, names, device, steps, knockout))
+            data, note = interpret_engine.export_zip(ctx.video, names, device, steps, knockout)
+            st.session_state["export_zip"], st.session_state["export_note"] = (request, data), note
     except Exception as error:  # noqa: BLE001 - a message, never a traceback
         st.error(ui.plain_error(error))
 ready = st.session_state.get("export_zip")
@@ -29,5 +30,7 @@ if ready is not None and ready[0] == request:
         f"Download ({len(ready[1]) / 1e6:.1f} MB zip)", ready[1], file_name=f"gta_lens_{stem}.zip",
         mime="application/zip", key="export_download",
     )
+    if st.session_state.get("export_note"):
+        st.caption(st.session_state["export_note"])
 elif ready is not None:
     st.caption("The choices changed since the last export: prepare it again.")

@@ -1,0 +1,29 @@
+"""Reading video clips the way a checkpoint's config asks, with limits.
+
+    clip.py     ClipSpec, TSN sampling, resize / crop / normalise, `read_clip` (the entry point)
+    decode.py   the header inspection, the truncation PyAV does not see, PyAV and decord reads
+    probe.py    `probe_video`: the whole file decoded in a child process (timeout, memory cap)
+    limits.py   `VideoLimits`, `VideoInfo`, `VideoError` and its reason codes (`REASONS`)
+
+Decoders. decord is the fast path (one batched, seeking read). PyAV is the
+fallback when decord cannot read a file, and the decoder of the child-process
+probe. Every problem reaches the caller as a VideoError, none as text on the
+terminal.
+
+Limits. Every bad input ends in one exception type, `VideoError`, whose
+`.reason` is a short code (see `REASONS`). Files from outside the project
+(uploads, user folders) go through `probe_video` / `read_clip(...,
+untrusted=True)`, so a decoder that crashes or hangs costs an error, not the app.
+
+The modules import each other relatively and nothing else of gta_core: the
+probe's child loads this package on its own (see probe.py).
+"""
+from .clip import Clip, ClipSpec, normalise, read_clip, resize_and_crop, temporal_sample_indices
+from .decode import inspect_video
+from .limits import REASONS, VideoError, VideoInfo, VideoLimits, falls_short, frame_count_notice
+from .probe import probe_video
+
+__all__ = [
+    "REASONS", "Clip", "ClipSpec", "VideoError", "VideoInfo", "VideoLimits", "falls_short", "frame_count_notice",
+    "inspect_video", "normalise", "probe_video", "read_clip", "resize_and_crop", "temporal_sample_indices",
+]
