@@ -193,3 +193,27 @@ def test_progress_moves_one_step_per_stage(tiny_gta, tmp_path, capsys):
     assert counts[-1] == 48                                               # finished
     for label in ("attention captured", "Integrated Gradients", "knockouts", "query figures", "MP4"):
         assert label in err, label
+
+
+def test_export_of_a_slowfast_beside_a_2d_model_names_time_steps(tiny_gta, tmp_path):
+    """A SlowFast-GTA (16 frames: 4 Slow steps) exported beside the 8-frame 2D GTA: its figures show one image
+    and one tick per time step, titled with the frames each stands for; the MP4 has the 2D model's 8 frames."""
+    torch.manual_seed(1)
+    model = activate_blocks(create_model("demo_slowfast_r50_gta", num_classes=len(CLASSES), num_frames=16))
+    config = CheckpointConfig(
+        architecture=model.config.to_dict(), class_names=CLASSES, model_name="demo_slowfast_r50_gta",
+        input_size=64, resize_shorter=72, provenance={"random_weights": True},
+    )
+    slowfast = save_checkpoint(tmp_path / "sf_gta", model, config)
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    write_video(videos / "clip.mp4", frames=20, size=(72, 88), seed=3)
+    out = tmp_path / "out"
+    code = main(["export", str(slowfast), str(tiny_gta), str(videos), "--out", str(out), "--ig-steps", "2",
+                 "--internal-batch-size", "2", "--knockout", "blocks", "--no-progress",
+                 "--browser", str(tmp_path / "no-chromium-here")])
+    assert code == 0
+    html = (out / "clip" / "figures.html").read_text(encoding="utf-8")
+    assert "slow.res3.1: spatial, slow pathway, step 2 = frames 8–11" in html      # frame 8 of 16, Slow step 2
+    assert "3: f12\\u201315" in html                                             # a step's tick name (JSON-escaped –)
+    assert "res3.1: spatial, frame 4" in html                                      # the 2D model: frame 4 of 8

@@ -169,39 +169,44 @@ def model_entries(run: ModelRun, top_k: int = 5) -> list[FigureEntry]:
 def _block_entries(run: ModelRun, block: str, record) -> list[FigureEntry]:
     """One block's query, temporal, regions and swapped figures at the middle frame's centre."""
     from .. import figures as F
-    from ..views import gta_head_matrices, query_view, region_view, temporal_matrices
+    from ..views import gta_head_matrices, query_view, region_view, step_frames, temporal_matrices, tick_names
 
     entries: list[FigureEntry] = []
 
     def add(view, key, title, figure):
         entries.append(FigureEntry(view, _slug(f"{block}_{run.name}{key}"), run.name, f"{block}: {title}", figure))
 
+    # The middle frame's centre; a 3D block shows the time step that holds it, one image per step.
     t, fy, fx = run.frames.shape[0] // 2, 0.5, 0.5
     view = query_view(record, t, fy, fx)
+    step, when = view.step, view.step_label
+    images, names = step_frames(run.frames, record), tick_names(record, run.frames.shape[0])
     if view.spacetime is not None:
-        add("query", "_spacetime", f"space-time row of frame {t}",
-            F.spacetime_figure(run.frames, view.spacetime, t, fy, fx, 4, view.key_extents))
+        add("query", "_spacetime", f"space-time row of {when}",
+            F.spacetime_figure(images, view.spacetime, step, fy, fx, 4, view.key_extents, names))
     if view.spatial is not None:
-        add("query", "_spatial", f"spatial, frame {t}",
-            F.spatial_figure(run.frames[t], view.spatial, fy, fx, f"spatial, frame {t}", view.key_extents))
+        add("query", "_spatial", f"spatial, {when}",
+            F.spatial_figure(images[step], view.spatial, fy, fx, f"spatial, {when}", view.key_extents))
     if view.temporal is not None:
-        add("query", "_temporal", f"temporal weights of frame {t}",
-            F.temporal_weights_figure({view.kind: view.temporal}, t, f"temporal weights of frame {t}"))
+        add("query", "_temporal", f"temporal weights of {when}",
+            F.temporal_weights_figure({view.kind: view.temporal}, step, f"temporal weights of {when}", names))
     if view.global_rows:
-        add("query", "_global", f"GTA row {t}", F.temporal_weights_figure(view.global_rows, t, f"GTA row {t}: mean |M̂|"))
+        add("query", "_global", f"GTA row {step}",
+            F.temporal_weights_figure(view.global_rows, step, f"GTA row {step}: mean |M̂|", names))
     for label, matrix in temporal_matrices(record).items():
-        add("temporal", f"_{label}", label, F.matrix_figure(matrix, f"{block}: {label}"))
+        add("temporal", f"_{label}", label, F.matrix_figure(matrix, f"{block}: {label}", step_names=names))
     for label, heads in gta_head_matrices(record).items():
         add("temporal", f"_{label}_heads", f"{label} group × head",
-            F.head_grid_figure(heads, f"{block}: {label}, group × head (signed)"))
+            F.head_grid_figure(heads, f"{block}: {label}, group × head (signed)", names))
     regions = region_view(record)
     if regions is not None:
-        add("regions", "", "strongest regions", F.regions_figure(run.frames, regions.maps, regions.order[:3], regions.strength))
+        add("regions", "", "strongest regions",
+            F.regions_figure(images, regions.maps, regions.order[:3], regions.strength, step_names=names))
     if run.swapped is not None and view.spatial is not None and view.temporal is not None:
         other = query_view(run.swapped.records[block], t, fy, fx)
         add("swapped", "", "DNL vs swapped DNL",
-            F.swapped_figure(run.frames[t], (view.spatial, view.temporal), (other.spatial, other.temporal),
-                             t, fy, fx, view.key_extents))
+            F.swapped_figure(images[step], (view.spatial, view.temporal), (other.spatial, other.temporal),
+                             step, fy, fx, view.key_extents, names))
     return entries
 
 
@@ -228,15 +233,17 @@ def overlay_frames(runs: list[ModelRun]) -> np.ndarray:
     for t in range(count):
         columns = []
         for run in runs:
-            frame = run.frames[t]
+            # The same moment in every model's clip (clips of different lengths sample the video uniformly).
+            f = int((t + 0.5) * run.frames.shape[0] / count)
+            frame = run.frames[f]
             records = list(run.capture.records.values())
             top = frame
             if records:
-                view = query_view(records[0], t, 0.5, 0.5)
-                attention = view.spacetime[t] if view.spacetime is not None else view.spatial
+                view = query_view(records[0], f, 0.5, 0.5)
+                attention = view.spacetime[view.step] if view.spacetime is not None else view.spatial
                 if attention is not None:
                     top = overlay(frame, attention, extents=view.key_extents)
-            cam = overlay(frame, run.cam.positive_maps[t], (0.0, float(run.cam.positive_maps.max()) or 1.0))
+            cam = overlay(frame, run.cam.positive_maps[f], (0.0, float(run.cam.positive_maps.max()) or 1.0))
             column = np.concatenate([_label(top, f"{run.name} {records[0].name if records else ''}"),
                                      _label(cam, "Grad-CAM")], axis=0)
             if column.shape[1] != side:
