@@ -12,7 +12,7 @@ import sys
 
 COMMAND_MODULES = (
     "gta_core.commands",      # models, flops, info
-    "gta_core.data.synth",    # synth
+    "gta_core.data.synth_cli",  # synth
     "gta_core.train",         # train
     "gta_core.evaluate",      # evaluate, predict
     "gta_core.compare",       # compare
