@@ -101,7 +101,9 @@ def test_records_have_time_steps_and_frame_spans_and_rows_sum_to_one(name):
     model = active(name)
     result = capture(model, CLIP)
     with torch.no_grad():
-        assert torch.equal(result.logits, model(CLIP))
+        plain = model(CLIP)
+    # Capture takes the explicit softmax path, a plain forward the fused kernel (layers/common.attend).
+    torch.testing.assert_close(result.logits, plain, rtol=1e-5, atol=1e-5 * float(plain.abs().max()))
     prefix = "slow." if backbone_kind(name) == "slowfast" else ""
     assert list(result.records) == [f"{prefix}res3.1", f"{prefix}res3.3", f"{prefix}res4.1", f"{prefix}res4.3",
                                     f"{prefix}res4.5"]
