@@ -225,11 +225,12 @@ def choose_checkpoints(settings: Settings) -> list[engine.CheckpointEntry]:
     preferred = shared[:MAX_MODELS] or [
         label for name in DEFAULT_CHECKPOINTS for label, e in by_label.items() if e.name == name
     ]
-    # A value already in the session (the person's, or one the Dataset view set) wins; no default then,
-    # which Streamlit would otherwise warn about.
-    default = None if "checkpoints" in st.session_state else preferred or list(by_label)[:3]
+    # The same default on every run: the default is part of the widget's identity, and a default that
+    # changed after the first run made the browser drop the chosen models on the next page. A value in
+    # the session (the person's, or one the Dataset view set) still wins.
     chosen = st.sidebar.multiselect(
-        "Models (1–4)", list(by_label), default=default, max_selections=MAX_MODELS, key="checkpoints",
+        "Models (1–4)", list(by_label), default=preferred or list(by_label)[:3], max_selections=MAX_MODELS,
+        key="checkpoints",
     )
     return [by_label[label] for label in chosen]
 
