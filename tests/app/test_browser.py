@@ -288,6 +288,7 @@ def test_3d_models_beside_a_2d_one_in_a_real_browser(tmp_path):
             expect(main.get_by_text(re.compile(r"slow\.res3\.1: 8 time steps"))).to_have_count(1, timeout=TIMEOUT_MS)
             expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=TIMEOUT_MS)
             assert page.locator("[data-testid='stException']").count() == 0
-            assert main.locator(".js-plotly-plot text", has_text="query step").count() > 0   # 3D axes say step
+            # 3D axes say "step" (waited for: the figures draw after the run ends)
+            expect(main.locator(".js-plotly-plot text", has_text="query step").first).to_be_visible(timeout=TIMEOUT_MS)
         finally:
             browser.close()
