@@ -21,6 +21,8 @@ import torch
 from einops import rearrange
 from torch import nn
 
+from .resnet2d import ResidualUnit
+
 # Makes the block after a residual unit: (channels, time steps T') -> module.
 TemporalBlockFactory = Callable[[int, int], nn.Module]
 
@@ -67,17 +69,8 @@ class Bottleneck3D(nn.Module):
         return self.relu(self.conv3(self.conv2(self.conv1(x))) + self.downsample(x))
 
 
-class ResidualUnit3D(nn.Module):
+class ResidualUnit3D(ResidualUnit):
     """A 3D residual block, optionally followed by an attention block run on (B·T', C, H, W)."""
-
-    def __init__(self, residual: nn.Module, attention: nn.Module | None) -> None:
-        super().__init__()
-        self.residual = residual
-        self.attention = attention
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.residual(x)
-        return self.attend(x) if self.attention is not None else x
 
     def attend(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, T', H, W) through the attention block, time folded into the batch."""

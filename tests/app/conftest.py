@@ -80,3 +80,18 @@ def traces(figure: dict, kind: str) -> list[dict]:
 def assert_clean(at: AppTest) -> None:
     assert not at.exception, [e.message for e in at.exception]
     assert not at.error, [e.value for e in at.error]
+
+
+def app_on(monkeypatch, checkpoint_roots: list, video_root):
+    """An AppTest on these checkpoint folders and videos, torch on one thread (restored after)."""
+    import os
+
+    import torch
+
+    monkeypatch.setenv("GTA_LENS_CHECKPOINTS", os.pathsep.join(str(r) for r in checkpoint_roots))
+    monkeypatch.setenv("GTA_LENS_ASSETS", str(video_root))
+    monkeypatch.delenv("GTA_LENS_VIDEOS", raising=False)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield AppTest.from_file(str(ROOT / "app/main.py"), default_timeout=240)
+    torch.set_num_threads(previous)

@@ -5,15 +5,13 @@ of 8 frames; the 2D demo GTA: 8 frames. The frame slider runs over the longest c
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from streamlit.testing.v1 import AppTest
 
-from tests.app.conftest import ROOT, array, assert_clean, choose, figures, traces
+from tests.app.conftest import app_on, array, assert_clean, choose, figures, traces
 from tests.app.fixtures import make_random_checkpoint
 from tests.helpers import run_cli
 from tests.peers import mmaction as peer
@@ -37,13 +35,7 @@ def root_3d(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def app_3d(monkeypatch, root_3d, checkpoint_root, video_root):
-    monkeypatch.setenv("GTA_LENS_CHECKPOINTS", os.pathsep.join([str(root_3d), str(checkpoint_root)]))
-    monkeypatch.setenv("GTA_LENS_ASSETS", str(video_root))
-    monkeypatch.delenv("GTA_LENS_VIDEOS", raising=False)
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield AppTest.from_file(str(ROOT / "app/main.py"), default_timeout=240)
-    torch.set_num_threads(previous)
+    yield from app_on(monkeypatch, [root_3d, checkpoint_root], video_root)
 
 
 def captions(at: AppTest) -> list[str]:

@@ -1,16 +1,14 @@
 """AppTest: an imported MMAction2 TSM-R50-NL (8×224², 400 classes) beside a demo GTA, in every view that applies."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from streamlit.testing.v1 import AppTest
 
 from gta_core.importers import import_checkpoint
-from tests.app.conftest import ROOT, array, assert_clean, choose, figures, traces
+from tests.app.conftest import app_on, array, assert_clean, choose, figures, traces
 from tests.peers import mmaction as peer
 
 T = 8
@@ -29,13 +27,7 @@ def imported_root(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def imported_app(monkeypatch, imported_root, checkpoint_root, video_root):
-    monkeypatch.setenv("GTA_LENS_CHECKPOINTS", os.pathsep.join([str(imported_root), str(checkpoint_root)]))
-    monkeypatch.setenv("GTA_LENS_ASSETS", str(video_root))
-    monkeypatch.delenv("GTA_LENS_VIDEOS", raising=False)
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield AppTest.from_file(str(ROOT / "app/main.py"), default_timeout=240)
-    torch.set_num_threads(previous)
+    yield from app_on(monkeypatch, [imported_root, checkpoint_root], video_root)
 
 
 def test_imported_nl_model_in_the_views(imported_app):
