@@ -5,7 +5,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from gta_core.importers import import_checkpoint
 from tests.app.conftest import app_on, array, assert_clean, choose, figures, traces
