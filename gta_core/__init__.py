@@ -1,5 +1,5 @@
 """GTA Lens core: the GTA paper's blocks, R2D models, capture, checkpoints, data."""
-from .capture import Capture, capture, swapped_projections
+from .records import Capture, capture, swapped_projections
 from .checkpoint import Checkpoint, CheckpointConfig, CheckpointError, load_checkpoint, save_checkpoint
 from .models import VideoNet, VideoNetConfig, create_model, list_models, model_config, register_model
 

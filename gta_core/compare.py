@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .capture import capture
+from .records import capture
 from .checkpoint import CONFIG_NAME, WEIGHTS_NAME, CheckpointError, load_checkpoint
 from .data.ssv2 import SSv2Dataset
 from .disagreement import build_report, text_report

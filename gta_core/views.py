@@ -2,7 +2,7 @@
 
 The app (app/) never indexes attention tensors itself; it asks this module for
 the slice a figure needs. Everything here uses the public record API of
-`gta_core.capture` and is cheap (indexing and small reductions), so that a
+`gta_core.records` and is cheap (indexing and small reductions), so that a
 query-point change costs milliseconds even when a capture holds tens of MB.
 
 Coordinates. A query is (t, fy, fx): a frame index of the model's input clip
@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .capture import Capture, DecoupledRecord, GTARecord, NonLocalRecord, SpatialMaps, TemporalMaps
+from .records import Capture, DecoupledRecord, GTARecord, NonLocalRecord, SpatialMaps, TemporalMaps
 from .matrices import invariant_summary
 
 

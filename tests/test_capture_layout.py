@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from gta_core import capture, create_model
-from gta_core.capture import decoupled_kind
+from gta_core.records import decoupled_kind
 from gta_core.layers import DecoupledAttention
 from gta_core.views import block_kind
 from tests.helpers import activate_blocks, one_thread, project  # noqa: F401  (module fixture)

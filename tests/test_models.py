@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from gta_core import capture, create_model, list_models
-from gta_core.capture import DecoupledRecord, GTARecord, NonLocalRecord
+from gta_core.records import DecoupledRecord, GTARecord, NonLocalRecord
 from gta_core.models import temporal_shift
 
 from .helpers import activate_blocks, tiny_clip

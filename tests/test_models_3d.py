@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from gta_core import capture, create_model
-from gta_core.capture import DecoupledRecord, GTARecord, NonLocalRecord
+from gta_core.records import DecoupledRecord, GTARecord, NonLocalRecord
 from tests.helpers import activate_blocks, calibrate_norms, one_thread, project  # noqa: F401  (module fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")

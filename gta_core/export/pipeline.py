@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..capture import capture
+from ..records import capture
 from ..checkpoint import Checkpoint, load_checkpoint
 from ..video import ClipSpec, VideoError, read_clip
 from .files import NO_BROWSER_NOTE, PngWriter, png_session, write_html, write_mp4

@@ -12,7 +12,7 @@ class AttentionSoftmax(nn.Module):
     """Softmax over the last axis, as a named module.
 
     Every block computes its attention weights through one of these (`self.attend`)
-    so that `gta_core.capture` can read them with a forward hook instead of
+    so that `gta_core.records` can read them with a forward hook instead of
     re-implementing each block's maths.
     """
 

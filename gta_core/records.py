@@ -1,4 +1,4 @@
-"""What each inserted block exposes for visualisation.
+"""What each inserted block exposes for visualisation (`gta_core.capture` is the function defined here).
 
 `capture(model, clip)` runs the model once and returns its logits plus one
 typed record per inserted block. Attention weights are read with forward
