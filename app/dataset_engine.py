@@ -1,6 +1,6 @@
 """Datasets for the app: clip lists for the "Dataset" video source, compare reports for the Dataset view.
 
-A report comes from `gta_core.compare` and its disk cache, the same one the
+A report comes from `gta_core.comparison` and its disk cache, the same one the
 CLI uses: a report made by `python -m gta_core compare` opens here at once,
 and one made here makes the CLI's next run instant. A computation loads its
 own copies of the checkpoints (not engine.load_model's shared models) and
@@ -15,7 +15,7 @@ from typing import Callable
 
 import streamlit as st
 
-from gta_core import compare
+from gta_core import comparison
 from gta_core.data.ssv2 import SSv2Dataset
 
 from .settings import MAX_LISTED_VIDEOS, SAMPLE_DATASET
@@ -71,13 +71,13 @@ def listed_clips(root: Path, wanted: str | None = None) -> list[DatasetClip]:
     return shown + extra
 
 
-def cached_report(request: compare.CompareRequest) -> dict | None:
+def cached_report(request: comparison.CompareRequest) -> dict | None:
     """The report from the disk cache, or None when it has not been computed."""
-    report = compare.read_cached(compare.default_cache_dir(), compare.cache_key(request))
-    return None if report is None else compare.locate(report, request)
+    report = comparison.read_cached(comparison.default_cache_dir(), comparison.cache_key(request))
+    return None if report is None else comparison.locate(report, request)
 
 
-def compute_report(request: compare.CompareRequest, progress: Callable[[int, int], None]) -> dict:
+def compute_report(request: comparison.CompareRequest, progress: Callable[[int, int], None]) -> dict:
     """Run the comparison (loading private copies of the checkpoints) and cache it on disk."""
-    report, _ = compare.compare(request, compare.default_cache_dir(), progress=progress)
+    report, _ = comparison.compare_cached(request, comparison.default_cache_dir(), progress=progress)
     return report

@@ -9,32 +9,39 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from collections.abc import Callable, Sequence
 
 COMMAND_MODULES = (
     "gta_core.commands",      # models, flops, info
     "gta_core.data.synth_cli",  # synth
     "gta_core.train",         # train
     "gta_core.evaluate",      # evaluate, predict
-    "gta_core.compare",       # compare
+    "gta_core.comparison",    # compare
     "gta_core.export",        # export
     "gta_core.importers",     # import
     "gta_core.matrices",      # matrices
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+Register = Callable[[argparse._SubParsersAction], None]
+
+
+def build_parser(prog: str = "python -m gta_core", extra: Sequence[Register] = ()) -> argparse.ArgumentParser:
+    """The parser of every command; `extra` adds commands from outside gta_core (the `gta-lens app` command)."""
     parser = argparse.ArgumentParser(
-        prog="python -m gta_core",
+        prog=prog,
         description="GTA Lens: Global Temporal Attention models, checkpoints and data.",
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(subparsers)
+    for register in extra:
+        register(subparsers)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "python -m gta_core", extra: Sequence[Register] = ()) -> int:
+    args = build_parser(prog, extra).parse_args(argv)
     return int(args.func(args) or 0)
 
 

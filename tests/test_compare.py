@@ -11,7 +11,7 @@ import pytest
 from safetensors.torch import load_file, save_file
 
 from gta_core import capture, load_checkpoint
-from gta_core.compare import CompareRequest, cache_key, default_cache_dir
+from gta_core.comparison import CompareRequest, cache_key, default_cache_dir
 from gta_core.data import synth
 from gta_core.data.ssv2 import SSv2Dataset
 from gta_core.disagreement import build_report, class_statistics, only_right

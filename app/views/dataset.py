@@ -5,7 +5,7 @@ import streamlit as st
 
 from app import dataset_engine, ui
 from app.settings import load_settings
-from gta_core.compare import CompareRequest
+from gta_core.comparison import CompareRequest
 from gta_core.disagreement import only_right
 from gta_core.figures import class_matrices_figure, confusion_figure, matrix_figure, per_class_figure
 

@@ -336,7 +336,7 @@ def run_comparison(request: CompareRequest, env: DistEnv = DistEnv(), progress: 
     )
 
 
-def compare(
+def compare_cached(
     request: CompareRequest, cache_dir: Path | None, env: DistEnv = DistEnv(), progress: Progress | None = None
 ) -> tuple[dict, bool]:
     """(report, whether it came from the cache). Rank 0 reads and writes the cache; every rank gets the report."""
@@ -402,7 +402,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         request = CompareRequest(tuple(args.checkpoints), str(args.data), args.split, args.batch_size,
                                  args.decoder, str(env.device))
         cache_dir = None if args.no_cache else Path(args.cache_dir) if args.cache_dir else default_cache_dir()
-        report, hit = compare(request, cache_dir, env, bar)
+        report, hit = compare_cached(request, cache_dir, env, bar)
     except (CheckpointError, VideoError, FileNotFoundError, ValueError, KeyError) as error:
         if env.is_main:
             print(f"error: {error}", file=sys.stderr)
