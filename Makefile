@@ -1,29 +1,44 @@
 # Two entry points: `make run` (the app on the bundled checkpoints and videos)
-# and `make test`. Both build .venv from the requirements files on first use.
+# and `make test`. Both build .venv on first use and install the project into it
+# (`pip install -e .`, with the extras each needs; the lists are the requirements files).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
 ADDRESS ?= 127.0.0.1
 
-.PHONY: run test bench clean-venv
+.PHONY: run test docs bench chromium clean-venv
 
-$(VENV)/.stamp-runtime: requirements.txt
+$(VENV)/.stamp-runtime: pyproject.toml requirements.txt requirements-app.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade -q pip
-	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q -e '.[app]'
 	touch $@
 
-$(VENV)/.stamp-dev: $(VENV)/.stamp-runtime requirements-dev.txt requirements-peers.txt
-	$(PY) -m pip install -q -r requirements-dev.txt
-	$(PY) -m pip install -q --no-deps -r requirements-peers.txt
+$(VENV)/.stamp-dev: $(VENV)/.stamp-runtime requirements-dev.txt requirements-peers.txt requirements-peers-nodeps.txt
+	$(PY) -m pip install -q -e '.[app,dev,peers]'
+	$(PY) -m pip install -q --no-deps -r requirements-peers-nodeps.txt
 	touch $@
 
 run: $(VENV)/.stamp-runtime
-	$(PY) -m streamlit run app/main.py --server.address $(ADDRESS) --server.port $(PORT)
+	$(VENV)/bin/gta-lens app --address $(ADDRESS) --port $(PORT)
 
-test: $(VENV)/.stamp-dev
+# The browser tests and PNG export drive Debian's Chromium: installed here when missing
+# (as root, with apt-get), else one line says how.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium (browser tests, PNG export)"; \
+	    apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; \
+	  else \
+	    echo "Chromium is missing: run 'sudo apt-get install chromium' (the browser and PNG-export tests need it)"; \
+	  fi; }
+
+test: $(VENV)/.stamp-dev chromium
 	$(PY) -m pytest -q tests
+
+docs: $(VENV)/.stamp-dev
+	$(VENV)/bin/mkdocs build --strict
 
 bench: $(VENV)/.stamp-runtime
 	for f in bench/bench_*.py; do $(PY) $$f || exit 1; done

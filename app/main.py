@@ -1,6 +1,6 @@
 """GTA Lens: the paper's figures, live, for several models side by side.
 
-    streamlit run app/main.py --server.address 127.0.0.1 [-- --videos DIR --checkpoints DIR ...]
+    gta-lens app [-- --videos DIR --checkpoints DIR ...]     (or: streamlit run app/main.py [-- ...])
 
 Every run: the sidebar picks a video, 1–4 checkpoints, device and precision;
 the models run (cached by checkpoint, video content and options); the query
@@ -11,16 +11,11 @@ from __future__ import annotations
 
 import logging
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import streamlit as st
 
-import streamlit as st  # noqa: E402
-
-from app import engine, ui  # noqa: E402
-from app.settings import load_settings  # noqa: E402
+from app import engine, ui
+from app.settings import load_settings
 
 st.set_page_config(page_title="GTA Lens", page_icon="🔍", layout="wide")
 

@@ -2,7 +2,7 @@
 
 Command line (after `--`):  streamlit run app/main.py -- --videos DIR --checkpoints DIR [DIR ...] --data DIR
 Environment (os.pathsep-separated lists):
-    GTA_LENS_ASSETS       bundled videos (default: assets/)
+    GTA_LENS_ASSETS       bundled videos (default: assets/, see gta_core.bundle)
     GTA_LENS_VIDEOS       user video folders, shown as the "Folder" source
     GTA_LENS_CHECKPOINTS  checkpoint roots (default: checkpoints/); --checkpoints adds to them
     GTA_LENS_DATA         dataset folders (SSv2 layout) for the Dataset view and the "Dataset" video
@@ -17,11 +17,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from gta_core.bundle import assets_dir, checkpoints_dir
+
 VIDEO_SUFFIXES = (".mp4", ".webm", ".avi", ".mkv", ".mov", ".m4v")
 MAX_LISTED_VIDEOS = 500
 UPLOAD_LIMIT_BYTES = 64 * 1024 * 1024   # keep equal to server.maxUploadSize in .streamlit/config.toml
-SAMPLE_DATASET = ROOT / "assets" / "sample_dataset"
+SAMPLE_DATASET = assets_dir() / "sample_dataset"
 DATASET_LABEL_FILES = ("labels.json", "something-something-v2-labels.json")
 
 
@@ -46,9 +47,9 @@ def load_settings(argv: list[str]) -> Settings:
     parser.add_argument("--checkpoints", nargs="*", default=[])
     parser.add_argument("--data", nargs="*", default=[])
     args, _ = parser.parse_known_args(argv)
-    assets = _env_paths("GTA_LENS_ASSETS") or [ROOT / "assets"]
+    assets = _env_paths("GTA_LENS_ASSETS") or [assets_dir()]
     videos = (_env_paths("GTA_LENS_VIDEOS") or []) + [Path(p).expanduser() for p in args.videos]
-    roots = _env_paths("GTA_LENS_CHECKPOINTS") or [ROOT / "checkpoints"]
+    roots = _env_paths("GTA_LENS_CHECKPOINTS") or [checkpoints_dir()]
     roots += [Path(p).expanduser() for p in args.checkpoints]
     datasets = (_env_paths("GTA_LENS_DATA") or []) + [Path(p).expanduser() for p in args.data]
     datasets = tuple(dict.fromkeys(datasets or [SAMPLE_DATASET]))

@@ -41,7 +41,6 @@ MODELS = ["demo_r2d18", "demo_r2d18_nl", "demo_r2d18_dnl", "demo_r2d18_tape", "d
 
 
 def child(name: str, size: int, threads: int, steps: int, batch: int, repeats: int) -> dict:
-    sys.path.insert(0, str(ROOT))
     import torch
 
     from gta_core import create_model

@@ -21,7 +21,6 @@ from pathlib import Path
 
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from gta_core.data.synth import encode_webm, render, VideoPlan  # noqa: E402
 from gta_core.video import ClipSpec, read_clip  # noqa: E402

@@ -17,6 +17,7 @@ from gta_core.export import NO_BROWSER_NOTE, ExportOptions, figure_entries, writ
 from gta_core.video import ClipSpec, read_clip
 from tests.app.fixtures import write_video
 
+from .chromium import require_chromium
 from .helpers import activate_blocks, one_thread  # noqa: F401  (fixture)
 
 VIDEOS = 10
@@ -40,6 +41,7 @@ def tiny_gta(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def exported(tiny_gta, tmp_path_factory):
+    require_chromium()
     videos = tmp_path_factory.mktemp("export_videos")
     for i in range(VIDEOS):
         write_video(videos / f"clip_{i:02d}.mp4", frames=10, size=(56, 72), seed=i)
@@ -120,6 +122,7 @@ def test_exported_mp4_decodes_back_to_the_overlay_frames(exported):
 
 
 def test_png_is_plotlys_drawing_of_the_figure(tmp_path):
+    require_chromium()
     """A heatmap of known values at a fixed size: each cell's pixels have its colour on the scale.
     Plotly draws row 0 at the bottom; with no margins a 3 × 2 heatmap fills 300 × 200 pixels."""
     import plotly.colors

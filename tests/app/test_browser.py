@@ -3,12 +3,12 @@
 It opens the app as `make run` does (bundled videos, the demo checkpoints in CHECKPOINTS),
 waits for every view's figures, clicks a query point on the frame, and saves
 one screenshot per view. Screenshots go to tests/app/screenshots/ (ignored by
-git); to refresh the README's images:
+git); to refresh the docs' images:
 
-    GTA_LENS_SCREENSHOTS=assets/screenshots .venv/bin/python -m pytest tests/app/test_browser.py
+    GTA_LENS_SCREENSHOTS=docs/screenshots .venv/bin/python -m pytest tests/app/test_browser.py
 
-The browser is never downloaded: a missing /usr/bin/chromium fails the test
-(`.ci/run` installs Debian's chromium package).
+The browser is never downloaded: without Debian's chromium the tests fail with the
+one line of tests/chromium.py (`make test` installs it when run as root).
 """
 from __future__ import annotations
 
@@ -25,8 +25,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
+from tests.chromium import require_chromium
+
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -114,13 +115,13 @@ def _wait_for_figures(page, count: int, timeout_ms: int = TIMEOUT_MS) -> None:
 
 
 def test_every_view_in_a_real_browser(app_url):
-    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium), as .ci/run does"
+    chromium = require_chromium()
     shots = Path(os.environ.get("GTA_LENS_SCREENSHOTS", ROOT / "tests/app/screenshots"))
     if not shots.is_absolute():
         shots = ROOT / shots
     shots.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        browser = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS, headless=True)
         try:
             page = browser.new_page(viewport={"width": 1600, "height": 1800})
             page.goto(app_url, wait_until="domcontentloaded")
@@ -267,13 +268,14 @@ def test_3d_models_beside_a_2d_one_in_a_real_browser(tmp_path):
     from tests.helpers import run_cli
     from tests.peers import mmaction as peer
 
+    chromium = require_chromium()
     make_random_checkpoint(tmp_path / "sf_gta", "demo_slowfast_r50_gta", seed=7)
     source = tmp_path / "i3d_imagenet-pretrained-r50-nl-embedded-gaussian_8xb8-32x2x1-100e_kinetics400-rgb.pth"
     peer.save_as_published(peer.i3d_r50(num_classes=400, non_local=True, base_channels=16), str(source), "")
     assert run_cli("import", "mmaction2", str(source), "--out", str(tmp_path / "i3d_nl"), "--frames", "16").returncode == 0
     folders = [tmp_path / "sf_gta", tmp_path / "i3d_nl", ROOT / "checkpoints/temporal_r2d18_gta"]
     with _serve(folders, tmp_path / "cache") as url, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        browser = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS, headless=True)
         try:
             page = browser.new_page(viewport={"width": 1600, "height": 1800})
             page.goto(url + "/?models=sf_gta&models=i3d_nl&models=temporal_r2d18_gta", wait_until="domcontentloaded")

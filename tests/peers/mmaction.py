@@ -1,7 +1,8 @@
 """MMAction2's own models, built from the registry package, as the importers' oracle.
 
 The mmaction2 1.2.0 wheel lacks `mmaction.models.localizers.drn`; an empty
-module takes its place before importing (the DRN localizer is never used).
+module takes its place before importing (the DRN localizer is never used), and
+its multimodal models are switched off (they import timm, which we do not install).
 """
 from __future__ import annotations
 
@@ -28,6 +29,10 @@ def registry():
     _stub_missing_drn()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        # With transformers installed MMAction2 also imports its multimodal models, which need timm
+        # (and timm torchvision); the recognizers we compare against need neither.
+        import mmaction.utils.dependency
+        mmaction.utils.dependency.WITH_MULTIMODAL = False
         import mmaction.models  # noqa: F401  (registers the models)
         from mmaction.registry import MODELS
         from mmengine.registry import init_default_scope
