@@ -128,6 +128,7 @@ def _plain_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def save_checkpoint(folder: str | Path, model: torch.nn.Module, config: CheckpointConfig) -> Path:
+    """Write `folder`/config.json and model.safetensors (the config validated first); returns the folder."""
     folder = Path(folder)
     config.validate(str(folder / CONFIG_NAME))
     folder.mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,7 @@ def register_model(fn: ConfigFn) -> ConfigFn:
 
 
 def list_models() -> list[str]:
+    """Every registered variant name, sorted (`gta-lens models` prints them with their costs)."""
     return sorted(_REGISTRY)
 
 
@@ -35,6 +36,7 @@ def _entry(name: str) -> ConfigFn:
 
 
 def model_config(name: str, **overrides) -> VideoNetConfig:
+    """The VideoNetConfig of variant `name`, with `overrides` (any VideoNetConfig field) applied."""
     return _entry(name)(**overrides)
 
 
@@ -44,6 +46,10 @@ def model_source(name: str) -> str:
 
 
 def create_model(name: str, **overrides) -> VideoNet:
+    """A freshly initialised model of variant `name`, e.g. create_model("r2d50_gta", num_classes=400).
+
+    Every attention block starts as the identity (zero-init BatchNorm γ).
+    """
     return VideoNet(model_config(name, **overrides))
 
 
