@@ -84,6 +84,27 @@ def test_torch_scheduler_gives_each_group_lr_times_its_multiplier_times_the_sche
     assert [group["lr"] for group in resumed.param_groups] == pytest.approx(seen[5], rel=1e-12)
 
 
+def test_tape_position_table_is_not_decayed():
+    """A step with zero gradients: AdamW's decoupled decay shrinks the conv weights by (1 - lr·wd)
+    and leaves TAPE's sin/cos table as it was (it is in the no-decay group, like biases)."""
+    from gta_core import create_model
+
+    cfg = TrainConfig(lr=0.1, weight_decay=0.5, optimizer="adamw")
+    model = create_model("demo_r2d18_tape", num_classes=4, width_multiplier=0.125, num_frames=4)
+    tables = {n: p for n, p in model.named_parameters() if n.endswith(".positional")}
+    assert tables and all(p.ndim == 2 for p in tables.values())
+    weight = model.backbone.stem[0].weight
+    before = {n: p.detach().clone() for n, p in [*tables.items(), ("conv1", weight)]}
+    optimizer = make_optimizer(cfg, model)
+    decay_of = {id(p): group["weight_decay"] for group in optimizer.param_groups for p in group["params"]}
+    assert [decay_of[id(p)] for p in tables.values()] == [0.0] * len(tables)
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    optimizer.step()
+    assert all(torch.equal(p, before[n]) for n, p in tables.items())
+    torch.testing.assert_close(weight.detach(), before["conv1"] * (1 - 0.1 * 0.5))
+
+
 def test_resume_of_a_finished_run_says_so_and_trains_nothing(data_root, tmp_path, capsys):
     from gta_core import CheckpointConfig, create_model, save_checkpoint
     from gta_core.__main__ import main
