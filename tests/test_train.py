@@ -144,6 +144,23 @@ def test_cached_test_clips_equal_the_real_reader(data_root, tmp_path):
     assert not torch.equal(first, train_items[3][0])
 
 
+def test_cache_of_videos_longer_than_max_frames_still_equals_the_real_reader(data_root, tmp_path):
+    """8-frame videos cached at max_frames=5 for 3-frame clips: the kept rows are the 5-segment grid
+    [0, 2, 4, 5, 7] plus the test frames [1, 4, 6]; a test item is read_clip's, not TSN of TSN
+    (the old cache gave frames [0, 4, 7])."""
+    spec = ClipSpec(3, 28, 32, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    source = SSv2Dataset(data_root, "validation", spec, train=False)
+    cache = build_frame_cache(source, 32, 5, tmp_path, progress=False)
+    meta = json.loads(cache.with_suffix(".json").read_text())
+    assert meta["counts"][0] == 8 and meta["kept"][0] == [0, 1, 2, 4, 5, 6, 7]
+    assert cache.stat().st_size == meta["rows"] * 32 * 32 * 3 == 15 * 7 * 32 * 32 * 3
+    cached = CachedClips(source, cache, num_frames=3, input_size=28, train=False)
+    for i in (0, 9):
+        assert torch.equal(cached[i][0], source[i][0])
+    with pytest.raises(ValueError, match="test frames of 3-frame clips, not 4"):
+        CachedClips(source, cache, num_frames=4, input_size=28, train=False)
+
+
 def test_training_writes_checkpoint_and_metrics_and_resumes_exactly(data_root, tmp_path):
     straight = tmp_path / "straight"
     final = train(tiny_config(data_root, straight))
