@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -25,7 +26,7 @@ from gta_core.train import (
     make_scheduler,
     train,
 )
-from gta_core.video import ClipSpec
+from gta_core.video import ClipSpec, normalise
 
 REPO = Path(__file__).resolve().parents[1]
 # A tiny R2D-18 + GTA: width ×0.125, 4 frames, 32² input.
@@ -159,6 +160,25 @@ def test_cache_of_videos_longer_than_max_frames_still_equals_the_real_reader(dat
         assert torch.equal(cached[i][0], source[i][0])
     with pytest.raises(ValueError, match="test frames of 3-frame clips, not 4"):
         CachedClips(source, cache, num_frames=4, input_size=28, train=False)
+
+
+def test_cached_training_frames_of_a_long_video_are_its_own(data_root, tmp_path):
+    """max_frames=3, T=2 keeps frames [1, 2, 4, 6] of an 8-frame video; a training draw of frame 0
+    takes frame 1 (the first kept), never a row of the video before it."""
+    spec = ClipSpec(2, 32, 32, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    source = SSv2Dataset(data_root, "validation", spec, train=False)
+    cache = build_frame_cache(source, 32, 3, tmp_path, progress=False)
+    items = CachedClips(source, cache, num_frames=2, input_size=32, train=True, seed=0)    # crop = whole square
+    assert json.loads(cache.with_suffix(".json").read_text())["kept"][3] == [1, 2, 4, 6]
+    own = normalise(np.array(items.frames[items.offsets[3]:items.offsets[3] + 4]), spec.mean, spec.std)   # (3, 4, S, S)
+    firsts = set()
+    for epoch in range(12):
+        items.set_epoch(epoch)
+        clip = items[3][0]
+        rows = [next(r for r in range(4) if torch.equal(clip[:, t], own[:, r])) for t in range(2)]
+        firsts.add(rows[0])
+        assert rows[0] in (0, 1) and rows[1] in (2, 3)      # segment 0: frames 0-3, segment 1: frames 4-7
+    assert firsts == {0, 1}
 
 
 def test_training_writes_checkpoint_and_metrics_and_resumes_exactly(data_root, tmp_path):

@@ -10,8 +10,8 @@ test time. So validation through the cache gives the same pixels as
 `read_clip(train=False)` for every length (the centre crop of the centre square
 is read_clip's centre crop when resize_shorter − input_size is even, as in
 every shipped config), and training draws TSN's random frame per segment over
-the real frame count, taking the kept frame at or before it (exact when all
-frames are kept).
+the real frame count, taking the kept frame at or before it, or the first kept
+one (exact when all frames are kept).
 
 The file is written one video at a time (raw uint8 rows, then a JSON index),
 never holding a split in memory.
@@ -86,8 +86,9 @@ class CachedClips(Dataset):
         else:
             wanted = temporal_sample_indices(self.counts[i], self.num_frames, False)
             top = left = (side - crop) // 2
-        # The kept frame at or before each wanted one (the wanted one itself when kept).
-        rows = np.searchsorted(self.kept[i], wanted, side="right") - 1
+        # The kept frame at or before each wanted one (the wanted one itself when kept); a frame
+        # before the first kept one takes the first (-1 would index the previous video's rows).
+        rows = np.maximum(np.searchsorted(self.kept[i], wanted, side="right") - 1, 0)
         frames = np.asarray(self.frames[self.offsets[i] + rows])
         return _crop_normalise(frames, crop, top, left, self.mean, self.std), self.samples[i][1]
 
