@@ -35,15 +35,17 @@ import torch
 
 from gta_core import Capture, CheckpointConfig, CheckpointError, capture, load_checkpoint
 from gta_core.checkpoint import read_config
+from gta_core.hashing import file_sha256
 from gta_core.matrices import COMPARISON_FILE, initial_block_matrices, read_comparison, reproducible_seed
 from gta_core.video import ClipSpec, VideoError, VideoLimits, probe_video, read_clip
 from gta_core.views import probabilities, to_cpu_float32
 
-from .settings import UPLOAD_LIMIT_BYTES
+from .settings import UPLOAD_LIMIT_BYTES, list_videos
 
 INFERENCE_CALLS: collections.Counter = collections.Counter()
 UPLOAD_DIR = Path(tempfile.gettempdir()) / "gta-lens-uploads"
 UNTRUSTED_LIMITS = VideoLimits(max_bytes=UPLOAD_LIMIT_BYTES, probe_timeout_s=30.0)
+LISTING_TTL_S = 60                 # a video added below a sub-folder shows within this
 RESULT_CACHE_ENTRIES = 12          # an R2D-50 + NL capture at 8×224² is ~90 MB
 
 
@@ -142,18 +144,23 @@ class VideoChoice:
     name: str
 
 
-@st.cache_data(show_spinner=False, max_entries=1024)
-def _file_digest(path: str, mtime_ns: int, size: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+@st.cache_data(show_spinner=False, max_entries=64, ttl=LISTING_TTL_S)
+def _listed_videos(folder: str, mtime_ns: int, skip_datasets: bool) -> list[Path]:
+    return list_videos(Path(folder), skip_datasets)
+
+
+def listed_videos(folder: Path, skip_datasets: bool = False) -> list[Path]:
+    """`settings.list_videos`, walked again only when the folder's mtime moves (a file added or
+    removed at its top) or after LISTING_TTL_S (a change deeper down), not on every rerun."""
+    try:
+        mtime_ns = folder.stat().st_mtime_ns
+    except OSError:
+        return []
+    return _listed_videos(str(folder), mtime_ns, skip_datasets)
 
 
 def video_from_file(path: Path, trusted: bool) -> VideoChoice:
-    stat = path.stat()
-    return VideoChoice(path, _file_digest(str(path), stat.st_mtime_ns, stat.st_size), trusted, path.name)
+    return VideoChoice(path, file_sha256(path), trusted, path.name)
 
 
 def video_from_upload(name: str, data: bytes) -> VideoChoice:
@@ -289,7 +296,7 @@ def run_model(
     """Read the clip as the checkpoint asks and capture every block; raises CheckpointError / VideoError."""
     loaded = load_model(checkpoint, mtime_ns, device)
     config = loaded.config
-    spec = ClipSpec.from_config(config.to_dict())
+    spec = config.clip_spec()
     clip = read_video(digest, spec, _video_path, _decoder)
     batch = clip.tensor[None].to(device)                         # (1, 3, T, S, S)
     with model_lock():

@@ -22,7 +22,6 @@ from pathlib import Path
 import streamlit as st
 
 from gta_core import interpret
-from gta_core.video import ClipSpec
 
 from . import engine
 from .settings import checkpoint_folders, load_settings
@@ -57,7 +56,7 @@ def run_for(function, result: engine.ModelResult, video: engine.VideoChoice, dec
 
 def _model_and_clip(checkpoint: str, mtime_ns: int, digest: str, device: str, video_path: str, decoder: str):
     loaded = engine.load_model(checkpoint, mtime_ns, device)
-    spec = ClipSpec.from_config(loaded.config.to_dict())
+    spec = loaded.config.clip_spec()
     clip = engine.read_video(digest, spec, video_path, decoder)
     return loaded.model, clip.tensor.to(device)
 

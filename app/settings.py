@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gta_core.bundle import assets_dir, checkpoints_dir
+from gta_core.video import find_videos
 
-VIDEO_SUFFIXES = (".mp4", ".webm", ".avi", ".mkv", ".mov", ".m4v")
 MAX_LISTED_VIDEOS = 500
 UPLOAD_LIMIT_BYTES = 64 * 1024 * 1024   # keep equal to server.maxUploadSize in .streamlit/config.toml
 SAMPLE_DATASET = assets_dir() / "sample_dataset"
@@ -66,18 +66,12 @@ def list_videos(folder: Path, skip_datasets: bool = False) -> list[Path]:
 
     skip_datasets: leave out videos inside a dataset folder (the bundled sample set
     is browsed through the "Dataset" source, clip by clip with its split and class).
+    The app reads this through `engine.listed_videos`, which does not walk the folder on every rerun.
     """
-    if not folder.is_dir():
-        return []
-    found = []
-    for path in sorted(folder.rglob("*")):
-        if path.suffix.lower() not in VIDEO_SUFFIXES or not path.is_file():
-            continue
-        if not (skip_datasets and (is_dataset(path.parent) or is_dataset(path.parent.parent))):
-            found.append(path)
-            if len(found) >= MAX_LISTED_VIDEOS:
-                break
-    return found
+    def keep(path: Path) -> bool:
+        return not (skip_datasets and (is_dataset(path.parent) or is_dataset(path.parent.parent)))
+
+    return find_videos(folder, keep, MAX_LISTED_VIDEOS)
 
 
 def checkpoint_folders(roots: tuple[Path, ...]) -> list[Path]:

@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 import streamlit as st
 
 from gta_core import CheckpointError
-from gta_core.video import VideoError
+from gta_core.video import VIDEO_SUFFIXES, VideoError
 from gta_core.views import block_kind, dataset_label, find_record, step_frames, tick_names
 
 from . import dataset_engine, engine
-from .settings import VIDEO_SUFFIXES, Settings, checkpoint_folders, list_videos
+from .settings import Settings, checkpoint_folders
 
 CONTEXT_KEY = "gta_lens_context"
 MAX_MODELS = 4
@@ -176,7 +176,7 @@ def choose_video(settings: Settings) -> engine.VideoChoice | None:
             return _dataset_video(settings)
         folders = settings.assets if source == "Bundled" else settings.video_folders
         # Bundled: the sample dataset's clips are listed under "Dataset", with their split and class.
-        videos = [(folder, path) for folder in folders for path in list_videos(folder, source == "Bundled")]
+        videos = [(folder, path) for folder in folders for path in engine.listed_videos(folder, source == "Bundled")]
         if not videos:
             where = ", ".join(str(f) for f in folders)
             st.sidebar.info(f"No videos in {where}. Upload one instead.")

@@ -27,7 +27,7 @@ import torch  # noqa: E402
 from gta_core import load_checkpoint  # noqa: E402
 from gta_core.__main__ import main  # noqa: E402
 from gta_core.interpret import knocked_out, knockout, knockout_components  # noqa: E402
-from gta_core.video import ClipSpec, read_clip  # noqa: E402
+from gta_core.video import read_clip  # noqa: E402
 
 CHECKPOINTS = [ROOT / "checkpoints/temporal_r2d18_nl", ROOT / "checkpoints/temporal_r2d18_gta"]
 VIDEO = ROOT / "assets/real/big_buck_bunny_720p.mp4"
@@ -55,7 +55,7 @@ def full_forward_sweep(model, clip) -> None:
 def time_knockouts(threads: int) -> tuple[float, float, int]:
     torch.set_num_threads(threads)
     checkpoint = load_checkpoint(CHECKPOINTS[1])
-    clip = read_clip(VIDEO, ClipSpec.from_config(checkpoint.config.to_dict())).tensor
+    clip = read_clip(VIDEO, checkpoint.config.clip_spec()).tensor
     model = checkpoint.model
     before, after = [], []
     for _ in range(3):

@@ -17,6 +17,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .models import VideoNet, VideoNetConfig
+from .video import ClipSpec
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -53,6 +54,10 @@ class CheckpointConfig:
 
     def model_config(self) -> VideoNetConfig:
         return VideoNetConfig.from_dict(self.architecture)
+
+    def clip_spec(self) -> ClipSpec:
+        """How this checkpoint wants its input read: T frames, resize, crop, normalise."""
+        return ClipSpec.from_config(self.to_dict())
 
     def to_dict(self) -> dict:
         # num_frames is written out too: it is what a clip reader needs first.

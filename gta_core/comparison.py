@@ -31,7 +31,6 @@ import os
 import sys
 import warnings
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
@@ -45,6 +44,7 @@ from .data.ssv2 import SSv2Dataset
 from .disagreement import build_report, text_report
 from .distributed import DeviceError, DistEnv, broadcast_object, init_distributed, shutdown
 from .evaluate import batch_indices, dataset_for, predict_logits, reversed_targets
+from .hashing import file_sha256
 from .layers import DecoupledAttention, GTABlock
 from .video import ClipSpec, VideoError
 
@@ -85,29 +85,13 @@ def _relative(path: Path, root: Path) -> str:
 # ---------------------------------------------------------------- the cache key
 
 
-def _sha256(path: Path) -> str:
-    stat = path.stat()
-    return _file_sha256(str(path), stat.st_size, stat.st_mtime_ns)
-
-
-@lru_cache(maxsize=256)
-def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
-    """Once per file version in a process: the app recomputes the key on every rerun of its view,
-    and an R2D-50 checkpoint is 125 MB."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _checkpoint_fingerprint(path: str) -> dict:
     folder = _folder(path)
     for name in (CONFIG_NAME, WEIGHTS_NAME):
         if not (folder / name).is_file():
             raise CheckpointError(
                 f"{folder}: no {name} (a checkpoint is a folder with {CONFIG_NAME} and {WEIGHTS_NAME})")
-    return {"config": _sha256(folder / CONFIG_NAME), "weights": _sha256(folder / WEIGHTS_NAME)}
+    return {"config": file_sha256(folder / CONFIG_NAME), "weights": file_sha256(folder / WEIGHTS_NAME)}
 
 
 def dataset_fingerprint(data: str | Path, split: str) -> dict:
@@ -121,7 +105,7 @@ def dataset_fingerprint(data: str | Path, split: str) -> dict:
     files = {}
     for path in sorted(root.glob("*.json")):
         if path.name != "dataset_info.json":      # the generator's log (timings), not data
-            files[path.name] = _sha256(path)
+            files[path.name] = file_sha256(path)
     videos = []
     for path, _, video_id in dataset.samples:
         if not path.is_file():
@@ -283,7 +267,7 @@ class _Group:
 def _groups(checkpoints: list, request: CompareRequest) -> list[_Group]:
     by_spec: dict[ClipSpec, list[int]] = {}
     for index, checkpoint in enumerate(checkpoints):
-        by_spec.setdefault(ClipSpec.from_config(checkpoint.config.to_dict()), []).append(index)
+        by_spec.setdefault(checkpoint.config.clip_spec(), []).append(index)
     groups = [_Group(spec, indices, dataset_for(checkpoints[indices[0]], request.data, request.split, request.decoder))
               for spec, indices in by_spec.items()]
     if not len(groups[0].dataset):

@@ -154,9 +154,8 @@ def reversed_targets(data_root: str | Path, class_names: Sequence[str], labels: 
 
 def dataset_for(checkpoint, data: str | Path, split: str, decoder: str):
     from .data.ssv2 import SSv2Dataset
-    from .video import ClipSpec
 
-    spec = ClipSpec.from_config(checkpoint.config.to_dict())
+    spec = checkpoint.config.clip_spec()
     dataset = SSv2Dataset(data, split, spec, train=False, decoder=decoder)
     if dataset.class_names != checkpoint.config.class_names:
         unknown = sorted(set(dataset.class_names) - set(checkpoint.config.class_names))
@@ -250,9 +249,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def predict_video(checkpoint, video: str | Path, topk: int = 5, decoder: str = "auto") -> dict:
     """Top-k classes of one video, read as the checkpoint's config says (untrusted: probed first)."""
-    from .video import ClipSpec, read_clip
+    from .video import read_clip
 
-    spec = ClipSpec.from_config(checkpoint.config.to_dict())
+    spec = checkpoint.config.clip_spec()
     clip = read_clip(video, spec, train=False, decoder=decoder, untrusted=True)
     device = next(checkpoint.model.parameters()).device
     with torch.inference_mode():

@@ -4,8 +4,8 @@ Three questions the Temporal attention view asks of a checkpoint's M̂:
 
 * What did training change? `initial_matrices` rebuilds M̂₀, the matrices a
   checkpoint started from, from its architecture and recorded seed (the trainer
-  seeds torch with `seed` right before building the model, gta_core/train.py),
-  so the view can draw the learned change M̂ − M̂₀ beside M̂.
+  seeds torch with `seed` right before building the model: `build_model` in
+  gta_core/train/build.py), so the view can draw the learned change M̂ − M̂₀ beside M̂.
 * How far did it move? `relative_change` = ‖M̂ − M̂₀‖ / ‖M̂₀‖, and `init_correlation`,
   the Pearson correlation of M̂ with the M̂₀ that any seed would give (a checkpoint
   whose M̂ still correlates with its own init shows the random draw, not learning).

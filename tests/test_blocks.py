@@ -125,59 +125,6 @@ def test_temporal_mix_by_hand():
     assert torch.allclose(temporal_mix(values, ccmh), torch.tensor([[[2.0, 21.5], [4.0, 12.0]]]))
 
 
-def reference_gta(block: GlobalTemporalAttention, x: torch.Tensor) -> torch.Tensor:
-    """Eq. 5-8 written element by element with Python loops (tiny sizes only)."""
-    frames, channels, height, width = x.shape
-    pixels = height * width
-    X = x.reshape(frames, channels, pixels).permute(0, 2, 1)  # X(t): (HW, C)
-
-    def mix(V, M):  # V: (T, C_v) -> (T, C_v), loops over groups g, heads k, frames t, s
-        G = M.shape[0]
-        cg = V.shape[1] // G
-        out = torch.zeros_like(V)
-        for k in range(G):
-            for g in range(G):
-                for t in range(frames):
-                    for s in range(frames):
-                        out[t, k * cg:(k + 1) * cg] += M[g, k, t, s] * V[s, g * cg:(g + 1) * cg]
-        return out
-
-    Wv, bv = block.pixel_value.weight[:, :, 0, 0], block.pixel_value.bias
-    Wo = block.pixel_out.weight[:, :, 0, 0]
-    pixel_update = torch.zeros(frames, pixels, channels)
-    for p in range(pixels):
-        V = X[:, p] @ Wv.T + bv                         # (T, C_P)
-        pixel_update[:, p] = mix(V, block.pixel_matrix) @ Wo.T
-
-    Wg = block.region_assign.weight[:, :, 0, 0]          # (K, C)
-    Wvr, bvr = block.region_value.weight[:, :, 0, 0], block.region_value.bias
-    Wor = block.region_out.weight[:, :, 0, 0]
-    K = Wg.shape[0]
-    G_R = [torch.softmax(Wg @ X[t].T, dim=1) for t in range(frames)]       # (K, HW) each
-    V_R = torch.stack([G_R[t] @ (X[t] @ Wvr.T + bvr) for t in range(frames)])  # (T, K, C_R)
-    mixed = torch.stack([mix(V_R[:, k], block.region_matrix) for k in range(K)], dim=1)
-    region_update = torch.stack([(pixels / K) * G_R[t].T @ mixed[t] @ Wor.T for t in range(frames)])
-
-    bn = block.norm
-    update = (pixel_update + region_update).permute(0, 2, 1).reshape(frames, channels, height, width)
-    normed = (update - bn.running_mean[None, :, None, None]) / torch.sqrt(bn.running_var + bn.eps)[None, :, None, None]
-    return x + normed * bn.weight[None, :, None, None] + bn.bias[None, :, None, None]
-
-
-def test_gta_matches_elementwise_reference():
-    torch.manual_seed(3)
-    frames, channels = 3, 16
-    block = GlobalTemporalAttention(channels, frames, groups=2, num_regions=2).eval()
-    with torch.no_grad():
-        block.norm.weight.uniform_(0.5, 1.5)
-        block.norm.bias.uniform_(-0.1, 0.1)
-        block.norm.running_mean.uniform_(-0.1, 0.1)
-        block.norm.running_var.uniform_(0.5, 2.0)
-    x = torch.randn(frames, channels, 3, 2)
-    with torch.no_grad():
-        torch.testing.assert_close(block(x), reference_gta(block, x), rtol=1e-4, atol=1e-5)
-
-
 def test_gta_widths_and_matrices_follow_the_paper():
     block = GlobalTemporalAttention(512, 8)
     assert block.pixel_matrix.shape == (8, 8, 8, 8)        # (G, N_h = G, T, T)

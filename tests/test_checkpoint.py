@@ -37,6 +37,9 @@ def test_save_load_gives_identical_logits(tmp_path):
     assert not loaded.model.training
     written = json.loads((tmp_path / "ckpt" / "config.json").read_text())
     assert written["num_frames"] == 8 and written["input_size"] == 64
+    spec = loaded.config.clip_spec()        # what every reader of this checkpoint's clips uses
+    assert (spec.num_frames, spec.input_size, spec.resize_shorter) == (8, 64, 72)
+    assert spec.mean == (0.485, 0.456, 0.406) and spec.std == (0.229, 0.224, 0.225)
 
 
 def test_ddp_prefix_is_stripped(tmp_path):

@@ -27,7 +27,7 @@ from gta_core.interpret import (
     occlude_frames,
     order_probe,
 )
-from gta_core.video import ClipSpec, read_clip
+from gta_core.video import read_clip
 
 from .helpers import activate_blocks, one_thread  # noqa: F401  (fixture)
 
@@ -63,7 +63,7 @@ def checkpoints(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def clip(checkpoints) -> torch.Tensor:
-    spec = ClipSpec.from_config(checkpoints["demo_r2d18_gta"].config.to_dict())
+    spec = checkpoints["demo_r2d18_gta"].config.clip_spec()
     return read_clip(TEMPORAL_CLIP, spec).tensor                       # (3, 8, 64, 64)
 
 
@@ -285,7 +285,7 @@ UNCOVERING_CLIP = ROOT / "assets/synth/temporal__uncovering_something.webm"
 
 
 def shipped_clip(checkpoint, path=UNCOVERING_CLIP) -> torch.Tensor:
-    return read_clip(path, ClipSpec.from_config(checkpoint.config.to_dict())).tensor
+    return read_clip(path, checkpoint.config.clip_spec()).tensor
 
 
 def test_integrated_gradients_completeness_on_the_shipped_gta():

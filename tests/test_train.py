@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -25,7 +26,7 @@ from gta_core.train import (
     make_scheduler,
     train,
 )
-from gta_core.video import ClipSpec
+from gta_core.video import ClipSpec, normalise
 
 REPO = Path(__file__).resolve().parents[1]
 # A tiny R2D-18 + GTA: width ×0.125, 4 frames, 32² input.
@@ -84,6 +85,27 @@ def test_torch_scheduler_gives_each_group_lr_times_its_multiplier_times_the_sche
     assert [group["lr"] for group in resumed.param_groups] == pytest.approx(seen[5], rel=1e-12)
 
 
+def test_tape_position_table_is_not_decayed():
+    """A step with zero gradients: AdamW's decoupled decay shrinks the conv weights by (1 - lr·wd)
+    and leaves TAPE's sin/cos table as it was (it is in the no-decay group, like biases)."""
+    from gta_core import create_model
+
+    cfg = TrainConfig(lr=0.1, weight_decay=0.5, optimizer="adamw")
+    model = create_model("demo_r2d18_tape", num_classes=4, width_multiplier=0.125, num_frames=4)
+    tables = {n: p for n, p in model.named_parameters() if n.endswith(".positional")}
+    assert tables and all(p.ndim == 2 for p in tables.values())
+    weight = model.backbone.stem[0].weight
+    before = {n: p.detach().clone() for n, p in [*tables.items(), ("conv1", weight)]}
+    optimizer = make_optimizer(cfg, model)
+    decay_of = {id(p): group["weight_decay"] for group in optimizer.param_groups for p in group["params"]}
+    assert [decay_of[id(p)] for p in tables.values()] == [0.0] * len(tables)
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    optimizer.step()
+    assert all(torch.equal(p, before[n]) for n, p in tables.items())
+    torch.testing.assert_close(weight.detach(), before["conv1"] * (1 - 0.1 * 0.5))
+
+
 def test_resume_of_a_finished_run_says_so_and_trains_nothing(data_root, tmp_path, capsys):
     from gta_core import CheckpointConfig, create_model, save_checkpoint
     from gta_core.__main__ import main
@@ -121,6 +143,42 @@ def test_cached_test_clips_equal_the_real_reader(data_root, tmp_path):
     assert torch.equal(first, train_items[3][0])
     train_items.set_epoch(1)
     assert not torch.equal(first, train_items[3][0])
+
+
+def test_cache_of_videos_longer_than_max_frames_still_equals_the_real_reader(data_root, tmp_path):
+    """8-frame videos cached at max_frames=5 for 3-frame clips: the kept rows are the 5-segment grid
+    [0, 2, 4, 5, 7] plus the test frames [1, 4, 6]; a test item is read_clip's, not TSN of TSN
+    (the old cache gave frames [0, 4, 7])."""
+    spec = ClipSpec(3, 28, 32, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    source = SSv2Dataset(data_root, "validation", spec, train=False)
+    cache = build_frame_cache(source, 32, 5, tmp_path, progress=False)
+    meta = json.loads(cache.with_suffix(".json").read_text())
+    assert meta["counts"][0] == 8 and meta["kept"][0] == [0, 1, 2, 4, 5, 6, 7]
+    assert cache.stat().st_size == meta["rows"] * 32 * 32 * 3 == 15 * 7 * 32 * 32 * 3
+    cached = CachedClips(source, cache, num_frames=3, input_size=28, train=False)
+    for i in (0, 9):
+        assert torch.equal(cached[i][0], source[i][0])
+    with pytest.raises(ValueError, match="test frames of 3-frame clips, not 4"):
+        CachedClips(source, cache, num_frames=4, input_size=28, train=False)
+
+
+def test_cached_training_frames_of_a_long_video_are_its_own(data_root, tmp_path):
+    """max_frames=3, T=2 keeps frames [1, 2, 4, 6] of an 8-frame video; a training draw of frame 0
+    takes frame 1 (the first kept), never a row of the video before it."""
+    spec = ClipSpec(2, 32, 32, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    source = SSv2Dataset(data_root, "validation", spec, train=False)
+    cache = build_frame_cache(source, 32, 3, tmp_path, progress=False)
+    items = CachedClips(source, cache, num_frames=2, input_size=32, train=True, seed=0)    # crop = whole square
+    assert json.loads(cache.with_suffix(".json").read_text())["kept"][3] == [1, 2, 4, 6]
+    own = normalise(np.array(items.frames[items.offsets[3]:items.offsets[3] + 4]), spec.mean, spec.std)   # (3, 4, S, S)
+    firsts = set()
+    for epoch in range(12):
+        items.set_epoch(epoch)
+        clip = items[3][0]
+        rows = [next(r for r in range(4) if torch.equal(clip[:, t], own[:, r])) for t in range(2)]
+        firsts.add(rows[0])
+        assert rows[0] in (0, 1) and rows[1] in (2, 3)      # segment 0: frames 0-3, segment 1: frames 4-7
+    assert firsts == {0, 1}
 
 
 def test_training_writes_checkpoint_and_metrics_and_resumes_exactly(data_root, tmp_path):

@@ -14,10 +14,9 @@ import torch
 
 from ..records import capture
 from ..checkpoint import Checkpoint, load_checkpoint
-from ..video import ClipSpec, VideoError, read_clip
+from ..video import VIDEO_SUFFIXES, ClipSpec, VideoError, find_videos, read_clip
 from .files import NO_BROWSER_NOTE, PngWriter, png_session, write_html, write_mp4
 
-VIDEO_SUFFIXES = (".mp4", ".webm", ".avi", ".mkv", ".mov", ".m4v")
 PLOTLY_JS = "plotly.min.js"
 VIEWS = ("predictions", "query", "temporal", "regions", "swapped", "attributions", "order", "knockout")
 VIEW_TITLES = {
@@ -336,7 +335,7 @@ def export_video(
     with nullcontext(pngs) if pngs is not None else png_session(options.browser) as writer:
         drawing = _Drawing(writer, result.folder, now=_a_core_is_free())
         for name, checkpoint in checkpoints.items():
-            spec = ClipSpec.from_config(checkpoint.config.to_dict())
+            spec = checkpoint.config.clip_spec()
             if spec not in clips:
                 clips[spec] = read_clip(video, spec, untrusted=options.untrusted, decoder=options.decoder)
             runs.append(_run_model(name, checkpoint, clips[spec], options, step))
@@ -421,7 +420,7 @@ def list_videos(path: Path) -> list[Path]:
         return [path]
     if not path.is_dir():
         raise ExportError(f"{path}: no such video or folder")
-    videos = sorted(p for p in path.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
+    videos = find_videos(path)
     if not videos:
         raise ExportError(f"{path}: no videos ({', '.join(VIDEO_SUFFIXES)}) in this folder")
     return videos

@@ -13,7 +13,6 @@ maps a torchvision ResNet state dict onto a model for `train --init-imagenet`.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import shlex
 import shutil
 import sys
@@ -23,6 +22,7 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import CheckpointConfig, CheckpointError, save_checkpoint
+from ..hashing import file_sha256
 from ..models import VideoNet, VideoNetConfig
 from ..models.video_net import FRAMES_PER_STEP
 from . import mmaction2, tsm
@@ -40,14 +40,6 @@ IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
 class ImportFailure(Exception):
     """An import that cannot go ahead; the message is one line."""
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def read_labels(path: str | Path, num_classes: int) -> list[str]:
@@ -144,7 +136,7 @@ def import_checkpoint(
             "imported": True,
             "source_format": format_name,
             "source_file": source.name,
-            "source_sha256": _sha256(source),
+            "source_sha256": file_sha256(source),
             "mapping_version": MAPPING_VERSION,
             "reader": facts["reader"],
             "trained_frames": facts["trained_frames"],

@@ -12,6 +12,9 @@ from torch.optim.lr_scheduler import LambdaLR
 
 from .config import TrainConfig
 
+MATRIX_NAMES = ("pixel_matrix", "region_matrix")    # GTA's M̂: their own lr and decay
+NO_DECAY_NAMES = ("positional",)                     # TAPE's position table, like biases and BatchNorm
+
 # ---------------------------------------------------------------- schedule and optimiser
 
 
@@ -31,7 +34,12 @@ def lr_factor(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
 
 
 def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
-    """Three groups: weights (decayed), BatchNorm and biases (not), GTA's M̂ (their own lr and decay).
+    """Three groups: weights (decayed), BatchNorm, biases and TAPE's position table (not), GTA's M̂
+    (their own lr and decay).
+
+    The position table (a TemporalAttention's `positional`, (T, C), initialised to the sin/cos table)
+    is chosen by name like M̂, not by ndim: decay would pull every step's code towards zero, erasing
+    the order it encodes, which no gradient asks for (timm leaves `pos_embed` out of decay likewise).
 
     Each group's lr is cfg.lr × its "lr_mult" × the schedule (see make_scheduler).
 
@@ -56,10 +64,11 @@ def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        if name.rsplit(".", 1)[-1] in ("pixel_matrix", "region_matrix"):
+        leaf = name.rsplit(".", 1)[-1]
+        if leaf in MATRIX_NAMES:
             matrices.append(p)
         else:
-            (no_decay if p.ndim <= 1 else decay).append(p)
+            (no_decay if p.ndim <= 1 or leaf in NO_DECAY_NAMES else decay).append(p)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay, "lr_mult": 1.0},
               {"params": no_decay, "weight_decay": 0.0, "lr_mult": 1.0}]
     if matrices:

@@ -3,6 +3,7 @@
     clip.py     ClipSpec, TSN sampling, resize / crop / normalise, `read_clip` (the entry point)
     decode.py   the header inspection, the truncation PyAV does not see, PyAV and decord reads
     probe.py    `probe_video`: the whole file decoded in a child process (timeout, memory cap)
+    listing.py  `VIDEO_SUFFIXES`, `find_videos` (the video files of a folder)
     limits.py   `VideoLimits`, `VideoInfo`, `VideoError` and its reason codes (`REASONS`)
 
 Decoders. decord is the fast path (one batched, seeking read). PyAV is the
@@ -20,10 +21,11 @@ probe's child loads this package on its own (see probe.py).
 """
 from .clip import Clip, ClipSpec, normalise, read_clip, resize_and_crop, temporal_sample_indices
 from .decode import inspect_video
+from .listing import VIDEO_SUFFIXES, find_videos
 from .limits import REASONS, VideoError, VideoInfo, VideoLimits, falls_short, frame_count_notice
 from .probe import probe_video
 
 __all__ = [
-    "REASONS", "Clip", "ClipSpec", "VideoError", "VideoInfo", "VideoLimits", "falls_short", "frame_count_notice",
-    "inspect_video", "normalise", "probe_video", "read_clip", "resize_and_crop", "temporal_sample_indices",
+    "REASONS", "VIDEO_SUFFIXES", "Clip", "ClipSpec", "VideoError", "VideoInfo", "VideoLimits", "falls_short",
+    "find_videos", "frame_count_notice", "inspect_video", "normalise", "probe_video", "read_clip", "resize_and_crop", "temporal_sample_indices",
 ]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
@@ -160,12 +160,15 @@ def read_clip(
     limits: VideoLimits = VideoLimits(),
     decoder: str = "auto",
     untrusted: bool = False,
+    choose: Callable[[int], list[int]] | None = None,
 ) -> Clip:
     """Read `spec.num_frames` frames of a video, TSN-sampled, resized, cropped, normalised.
 
     decoder: "auto" (decord, PyAV when decord fails or is missing), "decord", "pyav".
     untrusted: probe the file in a child process first (see `probe_video`); use
     it for anything the project did not make itself.
+    choose: the frame indices to keep given the decoded count, instead of TSN's
+    `spec.num_frames` (the frame cache keeps its own set).
     Raises VideoError for every problem with the file.
     """
     if decoder not in ("auto", "decord", "pyav"):
@@ -181,6 +184,8 @@ def read_clip(
         rng = np.random.default_rng(rng)
 
     def sample(available: int) -> list[int]:
+        if choose is not None:
+            return choose(available)
         return temporal_sample_indices(available, spec.num_frames, train, rng)
 
     used = "pyav"
