@@ -23,6 +23,7 @@ MAX_MODELS = 4
 DEFAULT_CHECKPOINTS = ("temporal_r2d18_nl", "temporal_r2d18_dnl", "temporal_r2d18_gta", "appearance_r2d18_gta")
 DEFAULT_VIDEO_HINT = "temporal__"
 SOURCES = ("Bundled", "Folder", "Dataset", "Upload")
+IG_STEP_CHOICES = (4, 8, 16, 32, 64)
 
 
 @dataclass(frozen=True)
@@ -386,6 +387,11 @@ def page_context(title: str, caption: str, needs_query: bool = True) -> Context:
         st.info("The chosen models have no attention block to show.")
         st.stop()
     return ctx
+
+
+def ig_steps_slider(column, key: str) -> int:
+    """Integrated Gradients' step count, offered alike on Attributions and Export (32: ExportOptions' default)."""
+    return column.select_slider("IG steps", IG_STEP_CHOICES, value=32, key=key)
 
 
 def model_header(result: engine.ModelResult) -> None:

@@ -35,7 +35,7 @@ NAMES=("$@")
 for name in "${NAMES[@]}"; do
   if [[ $name == appearance_* ]]; then
     data=(--data "$DATA/appearance_low_s1")
-  else  # clips of a time-reversal pair, played backwards, with the pair's label (see gta_core/train.py)
+  else  # clips of a time-reversal pair, played backwards, with the pair's label (see gta_core/train/build.py)
     data=(--data "$DATA/temporal_low_s0" --reverse-aug 0.5)
   fi
   rm -rf "${OUT:?}/$name"

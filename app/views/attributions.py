@@ -12,7 +12,7 @@ ctx = ui.page_context(
     needs_query=False,
 )
 controls = st.columns(3)
-steps = controls[0].select_slider("IG steps", [4, 8, 16, 32, 64], value=32, key="ig_steps")
+steps = ui.ig_steps_slider(controls[0], "ig_steps")
 fill = controls[1].radio("Occlusion fill", ["neighbours", "mean"], horizontal=True, key="occlusion_fill")
 use_predicted = controls[2].toggle("Predicted class", value=True, key="attr_predicted")
 decoder = interpret_engine.decoder_or_stop(ctx.video)

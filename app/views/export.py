@@ -11,7 +11,7 @@ ctx = ui.page_context(
     needs_query=False,
 )
 columns = st.columns(2)
-steps = columns[0].select_slider("IG steps", [4, 8, 16, 32, 64], value=32, key="export_ig_steps")
+steps = ui.ig_steps_slider(columns[0], "export_ig_steps")
 knockout = columns[1].radio("Knockouts", ["all", "blocks", "none"], horizontal=True, key="export_knockout")
 names = [r.name for r in ctx.results]
 device = ctx.results[0].device
