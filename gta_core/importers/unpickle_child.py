@@ -236,18 +236,27 @@ def _plain(value, budget: list[int], depth: int = 0):
     """A JSON-compatible copy of metadata (strings, numbers, lists, dicts; the rest dropped),
     charged against `budget` (characters left): a value shared a million times is copied
     only until the budget is spent."""
-    budget[0] -= 1 + (len(value) if isinstance(value, str) else 0)
+    budget[0] -= 8 + (len(value) if isinstance(value, str) else 0)   # 8: a JSON value's punctuation
     if budget[0] < 0 or depth > 8:
         return None
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     if isinstance(value, dict):
-        return {str(k): _plain(v, budget, depth + 1) for k, v in value.items() if isinstance(k, (str, int))}
+        items = ((str(k), v) for k, v in value.items() if isinstance(k, (str, int)))
+        return dict(_within(((k, _plain(v, budget, depth + 1)) for k, v in items), budget))
     if isinstance(value, (list, tuple)):
-        return [_plain(v, budget, depth + 1) for v in value[:1000]]
+        return list(_within((_plain(v, budget, depth + 1) for v in value[:1000]), budget))
     if isinstance(value, torch.Tensor) and value.numel() == 1:
         return value.item()
     return None
+
+
+def _within(values, budget: list[int]):
+    """`values` until the budget is spent (the rest of a container is dropped, not nulled)."""
+    for value in values:
+        if budget[0] < 0:
+            return
+        yield value
 
 
 def split_container(obj) -> tuple[dict[str, torch.Tensor], dict]:
