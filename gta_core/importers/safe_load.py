@@ -46,6 +46,9 @@ MAX_OUTPUT_RATIO = 2.0
 MIN_OUTPUT_ALLOWANCE = 1 << 20     # tiny files (tests, toy models) may still hand back 1 MiB
 MAX_INFO_BYTES = 16 << 20          # the child's metadata budget (4 M characters) as JSON, with room
 MAX_MEMBERS = 100_000
+# How running into RLIMIT_AS shows in the child's last line (Python, C++ allocators, the dynamic loader).
+OUT_OF_MEMORY_SIGNS = ("MemoryError", "std::bad_alloc", "can't allocate memory", "Cannot allocate memory",
+                       "failed to map segment")
 
 _CHILD = Path(__file__).resolve().with_name("unpickle_child.py")
 # Caps itself (argv[1] bytes of address space, argv[2] bytes per written file), then loads
@@ -121,7 +124,7 @@ def _child_failure(done: subprocess.CompletedProcess, cap: int) -> str:
     reason = lines[-1][:400] if lines else f"the reader exited with code {done.returncode}"
     if done.returncode == -25:  # SIGXFSZ: RLIMIT_FSIZE
         return "the reader's output went over its size cap"
-    if done.returncode < 0 or "MemoryError" in reason or "std::bad_alloc" in reason:
+    if done.returncode < 0 or any(sign in reason for sign in OUT_OF_MEMORY_SIGNS):
         return (f"the reader ran out of its {cap >> 20} MiB memory cap or was killed ({reason}); "
                 "if the file is trusted and large, raise the cap with --max-memory")
     return reason.removeprefix("SourceError: ")

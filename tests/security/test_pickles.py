@@ -102,10 +102,19 @@ def test_import_from_another_folder_says_the_same(pickles, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_the_memory_cap_is_4_gib_by_default_and_can_be_raised(pickles):
-    command = safe_load.child_command(pickles["expanded_view"], "/tmp/x", safe_load.DEFAULT_MEMORY_CAP, 1000)
+def test_the_memory_cap_is_4_gib_by_default_set_in_the_child_and_can_be_raised(tmp_path, capsys):
+    import torch
+
+    command = safe_load.child_command(tmp_path / "x.pth", str(tmp_path), safe_load.DEFAULT_MEMORY_CAP, 1000)
     assert command[1] == "-I" and int(command[command.index("-c") + 2]) == 4 << 30
+    legit = tmp_path / "legit.pth"
+    torch.save({"state_dict": {"w": torch.arange(6.0).reshape(2, 3)}}, legit)
+    tensors, _ = safe_load.read_source(legit)
+    assert torch.equal(tensors["w"], torch.arange(6.0).reshape(2, 3))
+    # 256 MiB of address space is too little for torch itself: the child fails, the message says how to raise it.
+    with pytest.raises(safe_load.SourceError, match=r"ran out of its 256 MiB memory cap .*--max-memory"):
+        safe_load.read_source(legit, memory_cap=256 << 20)
     from gta_core.__main__ import main as cli_main
 
-    assert cli_main(["import", "mmaction2", str(pickles["expanded_view"]), "--out", "/nonexistent/x",
-                     "--max-memory", "0.1"]) == 2
+    assert cli_main(["import", "mmaction2", str(legit), "--out", str(tmp_path / "o"), "--max-memory", "0.1"]) == 2
+    assert "--max-memory must be in [0.5, 1024] GiB, got 0.1" in capsys.readouterr().err
