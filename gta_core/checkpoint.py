@@ -165,8 +165,10 @@ def inspect_safetensors(path: Path, max_bytes: int = MAX_WEIGHTS_BYTES) -> dict[
     if size > max_bytes:
         raise CheckpointError(f"{path}: {size} bytes is over the {max_bytes}-byte limit for weights")
     with path.open("rb") as handle:
-        prefix = handle.read(4)
-    if prefix[:1] == b"\x80" or prefix == b"PK\x03\x04":
+        prefix = handle.read(9)
+    # A safetensors file starts with its header's length (8 bytes, little-endian), then '{': a length
+    # whose low byte is 0x80 looks like a pickle's first byte, so the '{' decides.
+    if (prefix[:1] == b"\x80" or prefix[:4] == b"PK\x03\x04") and prefix[8:9] != b"{":
         raise CheckpointError(
             f"{path}: this is a pickle / torch.save file renamed to .safetensors; it is refused unopened"
         )

@@ -173,7 +173,7 @@ def check_container(path: Path, size: int) -> None:
         with zipfile.ZipFile(path) as archive:
             members = archive.infolist()
     except (zipfile.BadZipFile, OSError, ValueError) as error:
-        raise SourceError(f"not a readable zip archive ({error})") from None
+        raise SourceError(f"not a readable PyTorch checkpoint (its zip archive is damaged: {error})") from None
     if len(members) > MAX_MEMBERS:
         raise SourceError(f"the archive lists {len(members)} members (at most {MAX_MEMBERS})")
     for member in members:

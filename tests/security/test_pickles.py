@@ -118,3 +118,19 @@ def test_the_memory_cap_is_4_gib_by_default_set_in_the_child_and_can_be_raised(t
 
     assert cli_main(["import", "mmaction2", str(legit), "--out", str(tmp_path / "o"), "--max-memory", "0.1"]) == 2
     assert "--max-memory must be in [0.5, 1024] GiB, got 0.1" in capsys.readouterr().err
+
+
+def test_a_safetensors_header_length_starting_with_0x80_is_not_taken_for_a_pickle(tmp_path):
+    """Found by this suite: a header of 128 + 256·k bytes starts the file with 0x80, a pickle's first byte."""
+    import torch
+    from safetensors.torch import save_file
+
+    from gta_core.checkpoint import CheckpointError, inspect_safetensors
+
+    path = tmp_path / "a.safetensors"
+    save_file({"w" * 68: torch.zeros(1)}, str(path))     # this name gives a 128-byte header
+    assert path.read_bytes()[:1] == b"\x80"
+    assert inspect_safetensors(path) == {"w" * 68: {"dtype": "F32", "shape": [1]}}
+    path.write_bytes(crafted.OPCODE_PICKLES["reduce_global"])
+    with pytest.raises(CheckpointError, match="renamed to .safetensors; it is refused unopened"):
+        inspect_safetensors(path)
