@@ -23,9 +23,11 @@ import collections
 import contextlib
 import hashlib
 import json
+import shutil
 import tempfile
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +45,7 @@ from gta_core.views import probabilities, to_cpu_float32
 from .settings import UPLOAD_LIMIT_BYTES, list_videos
 
 INFERENCE_CALLS: collections.Counter = collections.Counter()
-UPLOAD_DIR = Path(tempfile.gettempdir()) / "gta-lens-uploads"
+UPLOAD_FOLDER_LIMIT_BYTES = 4 * UPLOAD_LIMIT_BYTES   # one session's uploads on disk; the oldest go first
 UNTRUSTED_LIMITS = VideoLimits(max_bytes=UPLOAD_LIMIT_BYTES, probe_timeout_s=30.0)
 LISTING_TTL_S = 60                 # a video added below a sub-folder shows within this
 RESULT_CACHE_ENTRIES = 12          # an R2D-50 + NL capture at 8×224² is ~90 MB
@@ -72,7 +74,7 @@ class CheckpointEntry:
     @property
     def description(self) -> str:
         if self.config is None:
-            return f"{self.name} (unreadable)"
+            return f"{self.name} — unreadable: {self.error}"
         dataset = self.config.dataset.get("name") or "?"
         return f"{self.name} · {self.config.model_name or 'custom'} · {dataset}"
 
@@ -81,12 +83,17 @@ class CheckpointEntry:
 def _read_entry(path: str, mtime_ns: int) -> CheckpointEntry:
     try:
         return CheckpointEntry(Path(path), Path(path).name, read_config(path), None)
-    except CheckpointError as error:
-        return CheckpointEntry(Path(path), Path(path).name, None, str(error))
+    except (CheckpointError, OSError, ValueError, RecursionError) as error:
+        # One bad folder is listed as unreadable; it never takes the sidebar down for the others.
+        return CheckpointEntry(Path(path), Path(path).name, None, str(error).splitlines()[0][:300])
 
 
 def checkpoint_entry(path: Path) -> CheckpointEntry:
-    return _read_entry(str(path), (path / "config.json").stat().st_mtime_ns)
+    try:
+        mtime_ns = (path / "config.json").stat().st_mtime_ns
+    except OSError as error:
+        return CheckpointEntry(path, path.name, None, f"{path / 'config.json'}: {error.strerror}")
+    return _read_entry(str(path), mtime_ns)
 
 
 def weights_mtime(path: Path) -> int:
@@ -142,6 +149,7 @@ class VideoChoice:
     digest: str            # sha256 of the file's bytes
     trusted: bool          # bundled with the project; otherwise probed in a child process
     name: str
+    uploaded: bool = False  # from the browser: no label to look up
 
 
 @st.cache_data(show_spinner=False, max_entries=64, ttl=LISTING_TTL_S)
@@ -163,30 +171,56 @@ def video_from_file(path: Path, trusted: bool) -> VideoChoice:
     return VideoChoice(path, file_sha256(path), trusted, path.name)
 
 
-def video_from_upload(name: str, data: bytes) -> VideoChoice:
-    """Store an upload under its content digest (never under the name the browser sent)."""
+class UploadFolder:
+    """One session's private upload folder: `tempfile.mkdtemp` (mode 0700), at most `limit` bytes
+    (the oldest uploads are deleted to make room), removed when the session's state is dropped
+    (the object is garbage-collected when Streamlit forgets the session) or at exit."""
+
+    def __init__(self, limit: int = UPLOAD_FOLDER_LIMIT_BYTES) -> None:
+        self.path = Path(tempfile.mkdtemp(prefix="gta-lens-upload-"))
+        self.limit = limit
+        self.remove = weakref.finalize(self, shutil.rmtree, str(self.path), ignore_errors=True)
+
+    def store(self, name: str, data: bytes) -> tuple[Path, str]:
+        """(path, sha256) of `data` stored under its content digest, never under the name the browser sent."""
+        digest = hashlib.sha256(data).hexdigest()
+        suffix = Path(name).suffix.lower()
+        suffix = suffix if suffix.isascii() and suffix[1:].isalnum() and len(suffix) <= 6 else ".bin"
+        path = self.path / f"{digest}{suffix}"
+        if not path.exists():
+            self._make_room(len(data))
+            tmp = path.with_suffix(suffix + ".part")
+            tmp.write_bytes(data)
+            tmp.replace(path)
+        return path, digest
+
+    def _make_room(self, size: int) -> None:
+        files = sorted(self.path.iterdir(), key=lambda p: p.stat().st_mtime_ns)
+        used = sum(p.stat().st_size for p in files)
+        while files and used + size > self.limit:
+            oldest = files.pop(0)
+            used -= oldest.stat().st_size
+            oldest.unlink()
+
+
+def video_from_upload(name: str, data: bytes, folder: UploadFolder) -> VideoChoice:
+    """Store an upload in the session's own folder; it is untrusted (probed, decoded by PyAV only)."""
     if len(data) > UPLOAD_LIMIT_BYTES:
         raise VideoError("file_too_large", name, f"{len(data)} bytes is over the {UPLOAD_LIMIT_BYTES}-byte upload limit")
-    digest = hashlib.sha256(data).hexdigest()
-    suffix = Path(name).suffix.lower()
-    suffix = suffix if suffix.isascii() and suffix[1:].isalnum() and len(suffix) <= 6 else ".bin"
-    UPLOAD_DIR.mkdir(parents=True, exist_ok=True)
-    path = UPLOAD_DIR / f"{digest}{suffix}"
-    if not path.exists():
-        tmp = path.with_suffix(suffix + ".part")
-        tmp.write_bytes(data)
-        tmp.replace(path)
-    return VideoChoice(path, digest, False, name)
+    path, digest = folder.store(name, data)
+    return VideoChoice(path, digest, False, name, uploaded=True)
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def _probe(digest: str, _path: str) -> tuple[str, str, str]:
     """(decoder, "", "") when the file is usable, else ("error", reason, detail). Cached by content."""
     try:
-        info = probe_video(_path, UNTRUSTED_LIMITS)
+        probe_video(_path, UNTRUSTED_LIMITS, check_decord=False)
     except VideoError as error:
         return "error", error.reason, error.detail
-    return ("auto" if info.decord_ok else "pyav"), "", ""
+    # decord can segfault on crafted input, and a segfault here kills the server for every user:
+    # an untrusted file is decoded in this process by PyAV only.
+    return "pyav", "", ""
 
 
 def decoder_for(video: VideoChoice) -> str:

@@ -45,7 +45,7 @@ results, errors = [], {}
 truth = None
 if video is not None and entries:
     results, errors = ui.run_models(video, entries, device, precision)
-    if video.path.parent != engine.UPLOAD_DIR:  # uploads come without a label
+    if not video.uploaded:  # uploads come without a label
         truth = engine.ground_truth(str(video.path), video.path.stat().st_mtime_ns)
 query, top_k = ui.choose_query(results)
 st.session_state[ui.CONTEXT_KEY] = ui.Context(video, truth, results, errors, query, top_k, entries, device)

@@ -17,6 +17,7 @@ from . import dataset_engine, engine
 from .settings import Settings, checkpoint_folders
 
 CONTEXT_KEY = "gta_lens_context"
+UPLOAD_FOLDER_KEY = "gta_lens_upload_folder"   # engine.UploadFolder: removed with the session
 MAX_MODELS = 4
 # What the app opens on: the shipped NL, DNL and GTA models of the temporal set, on one of its clips,
 # and the appearance set's GTA, so that the temporal view compares two datasets' learned matrices.
@@ -172,7 +173,7 @@ def choose_video(settings: Settings) -> engine.VideoChoice | None:
             )
             if upload is None:
                 return None
-            return engine.video_from_upload(upload.name, upload.getvalue())
+            return engine.video_from_upload(upload.name, upload.getvalue(), upload_folder())
         if source == "Dataset":
             return _dataset_video(settings)
         folders = settings.assets if source == "Bundled" else settings.video_folders
@@ -193,6 +194,13 @@ def choose_video(settings: Settings) -> engine.VideoChoice | None:
     except (OSError, VideoError, ValueError, KeyError) as error:
         st.sidebar.error(plain_error(error))
         return None
+
+
+def upload_folder() -> engine.UploadFolder:
+    """This session's private upload folder; it goes with the session's state."""
+    if UPLOAD_FOLDER_KEY not in st.session_state:
+        st.session_state[UPLOAD_FOLDER_KEY] = engine.UploadFolder()
+    return st.session_state[UPLOAD_FOLDER_KEY]
 
 
 def _dataset_video(settings: Settings) -> engine.VideoChoice | None:
@@ -221,7 +229,12 @@ def choose_checkpoints(settings: Settings) -> list[engine.CheckpointEntry]:
         roots = ", ".join(str(r) for r in settings.checkpoint_roots)
         st.sidebar.warning(f"No checkpoints in {roots}.")
         return []
-    by_label = {entry.description: entry for entry in entries}
+    for entry in entries:
+        if entry.config is None:
+            st.sidebar.warning(entry.description, icon="⚠️")
+    by_label = {entry.description: entry for entry in entries if entry.config is not None}
+    if not by_label:
+        return []
     shared = [label for name in from_url("models", many=True) or [] for label, e in by_label.items() if e.name == name]
     preferred = shared[:MAX_MODELS] or [
         label for name in DEFAULT_CHECKPOINTS for label, e in by_label.items() if e.name == name

@@ -11,13 +11,16 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Annotated, Literal
 
 import torch
+from pydantic import Field, JsonValue
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .models import VideoNet, VideoNetConfig
 from .video import ClipSpec
+from .schema import parse_json, validate
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -26,6 +29,11 @@ FORMAT_VERSION = 1
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle", ".tar")
 MAX_CONFIG_BYTES = 1 << 20           # a config with 10k class names is ~0.5 MB
 MAX_WEIGHTS_BYTES = 2 << 30
+# Field types for configs read from files (validated by gta_core.schema through pydantic).
+Side = Annotated[int, Field(ge=16, le=2048)]
+Text = Annotated[str, Field(max_length=1024)]
+JsonObject = dict[Text, JsonValue]
+Triple = Annotated[list[float], Field(min_length=3, max_length=3)]
 
 
 class CheckpointError(Exception):
@@ -34,17 +42,17 @@ class CheckpointError(Exception):
 
 @dataclass
 class CheckpointConfig:
-    architecture: dict                  # VideoNetConfig fields
-    class_names: list[str]
-    model_name: str = ""                # registry name it was created from, for display
-    input_size: int = 224               # square crop side
-    resize_shorter: int = 256           # shorter side before the crop
-    mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
-    std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
-    sampling: str = "tsn"               # T segments; centre frame at test, random in training
-    dataset: dict = field(default_factory=dict)     # name, variant, seed, root...
-    provenance: dict = field(default_factory=dict)  # command, git commit, device, time
-    metrics: dict = field(default_factory=dict)     # e.g. {"val_top1": 0.93}
+    architecture: JsonObject            # VideoNetConfig fields (validated by model_config)
+    class_names: Annotated[list[Text], Field(min_length=1, max_length=25_000)]
+    model_name: Text = ""               # registry name it was created from, for display
+    input_size: Side = 224              # square crop side
+    resize_shorter: Side = 256          # shorter side before the crop
+    mean: Triple = field(default_factory=lambda: [0.485, 0.456, 0.406])
+    std: Triple = field(default_factory=lambda: [0.229, 0.224, 0.225])
+    sampling: Literal["tsn"] = "tsn"    # T segments; centre frame at test, random in training
+    dataset: JsonObject = field(default_factory=dict)     # name, variant, seed, root...
+    provenance: JsonObject = field(default_factory=dict)  # command, git commit, device, time
+    metrics: JsonObject = field(default_factory=dict)     # e.g. {"val_top1": 0.93}
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
 
@@ -82,7 +90,10 @@ class CheckpointConfig:
         for key in ("architecture", "class_names"):
             if key not in values:
                 raise CheckpointError(f"{source}: missing required key {key!r}")
-        config = cls(**values)
+        try:
+            config = validate(cls, values)
+        except ValueError as error:
+            raise CheckpointError(f"{source}: {error}") from None
         config.validate(source)
         if declared_frames is not None and declared_frames != config.num_frames:
             raise CheckpointError(
@@ -91,29 +102,21 @@ class CheckpointConfig:
         return config
 
     def validate(self, source: str = CONFIG_NAME) -> None:
+        """The field types and bounds (pydantic, see gta_core.schema), the architecture's, and what ties them."""
+        try:
+            validate(type(self), asdict(self))
+        except ValueError as error:
+            raise CheckpointError(f"{source}: {error}") from None
         try:
             arch = self.model_config()
         except (TypeError, ValueError) as error:
             raise CheckpointError(f"{source}: bad architecture: {error}") from None
-        names = self.class_names
-        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            raise CheckpointError(f"{source}: class_names must be a list of strings")
-        if len(names) != arch.num_classes:
+        if len(self.class_names) != arch.num_classes:
             raise CheckpointError(
-                f"{source}: {len(names)} class names for a model with {arch.num_classes} classes"
+                f"{source}: {len(self.class_names)} class names for a model with {arch.num_classes} classes"
             )
-        for key in ("input_size", "resize_shorter"):
-            value = getattr(self, key)
-            if not isinstance(value, int) or not 16 <= value <= 2048:
-                raise CheckpointError(f"{source}: {key} must be an integer in [16, 2048], got {value!r}")
-        for key in ("mean", "std"):
-            value = getattr(self, key)
-            if not (isinstance(value, list) and len(value) == 3 and all(isinstance(v, (int, float)) for v in value)):
-                raise CheckpointError(f"{source}: {key} must be a list of 3 numbers, got {value!r}")
         if not all(v > 0 for v in self.std):
             raise CheckpointError(f"{source}: std must be positive, got {self.std}")
-        if self.sampling != "tsn":
-            raise CheckpointError(f"{source}: unknown sampling {self.sampling!r} (supported: 'tsn')")
 
 
 @dataclass
@@ -168,8 +171,10 @@ def inspect_safetensors(path: Path, max_bytes: int = MAX_WEIGHTS_BYTES) -> dict[
     if size > max_bytes:
         raise CheckpointError(f"{path}: {size} bytes is over the {max_bytes}-byte limit for weights")
     with path.open("rb") as handle:
-        prefix = handle.read(4)
-    if prefix[:1] == b"\x80" or prefix == b"PK\x03\x04":
+        prefix = handle.read(9)
+    # A safetensors file starts with its header's length (8 bytes, little-endian), then '{': a length
+    # whose low byte is 0x80 looks like a pickle's first byte, so the '{' decides.
+    if (prefix[:1] == b"\x80" or prefix[:4] == b"PK\x03\x04") and prefix[8:9] != b"{":
         raise CheckpointError(
             f"{path}: this is a pickle / torch.save file renamed to .safetensors; it is refused unopened"
         )
@@ -216,9 +221,10 @@ def read_config(folder: str | Path) -> CheckpointConfig:
     if config_path.stat().st_size > MAX_CONFIG_BYTES:
         raise CheckpointError(f"{config_path}: larger than {MAX_CONFIG_BYTES} bytes")
     try:
-        values = json.loads(config_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"{config_path}: not valid JSON ({error})") from None
+        values = parse_json(config_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:
+        reason = f"not valid JSON ({error})" if isinstance(error, UnicodeDecodeError) else str(error)
+        raise CheckpointError(f"{config_path}: {reason}") from None
     return CheckpointConfig.from_dict(values, str(config_path))
 
 
@@ -237,8 +243,11 @@ def load_checkpoint(folder: str | Path, device: str | torch.device = "cpu") -> C
         raise CheckpointError(f"{folder}: no {WEIGHTS_NAME}{hint}")
     config = read_config(folder)
     tensors = inspect_safetensors(weights)
+    # Shapes are compared on the meta device first: nothing is allocated for a config the weights do not fit.
+    with torch.device("meta"):
+        skeleton = VideoNet(config.model_config())
+    _check_matches(skeleton, tensors, weights, folder / CONFIG_NAME)
     model = VideoNet(config.model_config())
-    _check_matches(model, tensors, weights, folder / CONFIG_NAME)
     try:
         state = load_file(str(weights), device="cpu")
     except Exception as error:  # safetensors raises its own types; name the file

@@ -29,7 +29,7 @@ from . import mmaction2, tsm
 from .mapping import MappingError, fill, rename
 from .resnet import CANONICAL_TO_OURS
 from .resnet3d import read_layout
-from .safe_load import SourceError, read_source
+from .safe_load import DEFAULT_MEMORY_CAP, SourceError, read_source
 
 FORMATS = {"mmaction2": mmaction2, "tsm": tsm}
 MAPPING_VERSION = 1
@@ -73,11 +73,14 @@ def _clip_length(fields: dict, frames: int | None, trained_frames: int | None, w
     return length
 
 
-def convert(format_name: str, source: Path, frames: int | None = None) -> tuple[VideoNet, dict]:
-    """Read `source`, build our model with its weights; returns (model, facts for the config)."""
+def convert(
+    format_name: str, source: Path, frames: int | None = None, memory_cap: int | None = None
+) -> tuple[VideoNet, dict]:
+    """Read `source` (the reader's address space capped at `memory_cap` bytes, default 4 GiB),
+    build our model with its weights; returns (model, facts for the config)."""
     fmt = FORMATS[format_name]
     what = f"{source.name} ({format_name})"
-    tensors, info = read_source(source)
+    tensors, info = read_source(source, memory_cap=memory_cap)
     preprocessing = fmt.pop_preprocessor(tensors)
     canonical = rename(tensors, fmt.TO_CANONICAL, what)
     fields, to_ours = read_layout(canonical, what)
@@ -111,6 +114,7 @@ def import_checkpoint(
     name: str | None = None,
     force: bool = False,
     command: str = "",
+    memory_cap: int | None = None,
 ) -> Path:
     """Convert `source` into the checkpoint folder `out`; nothing is written unless all of it works."""
     source, out = Path(source), Path(out)
@@ -120,7 +124,7 @@ def import_checkpoint(
         raise ImportFailure(f"{out} already exists; pass --force to replace it")
     if frames is not None and not 1 <= frames <= 256:
         raise ImportFailure(f"--frames must be in [1, 256], got {frames}")
-    model, facts = convert(format_name, source, frames)
+    model, facts = convert(format_name, source, frames, memory_cap)
     num_classes = model.config.num_classes
     class_names = read_labels(labels, num_classes) if labels else [f"class_{i}" for i in range(num_classes)]
     config = CheckpointConfig(
@@ -197,11 +201,18 @@ def _command(args: argparse.Namespace) -> str:
     return shlex.join(words + (["--force"] if args.force else []))
 
 
+def _memory_cap(gib: float | None) -> int | None:
+    if gib is not None and not 0.5 <= gib <= 1024:
+        raise ImportFailure(f"--max-memory must be in [0.5, 1024] GiB, got {gib}")
+    return int(gib * (1 << 30)) if gib else None
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     command = _command(args)
     try:
         folder = import_checkpoint(
-            args.format, args.source, args.out, args.frames, args.labels, args.name, args.force, command
+            args.format, args.source, args.out, args.frames, args.labels, args.name, args.force, command,
+            memory_cap=_memory_cap(getattr(args, "max_memory", None)),
         )
     except IMPORT_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
@@ -224,6 +235,9 @@ def register(subparsers) -> None:
     p.add_argument("--labels", help="class names, one per line (default class_0, class_1, ...)")
     p.add_argument("--name", help="display name (default e.g. 'MMAction2 TSM-R50-NL')")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.add_argument("--max-memory", type=float, metavar="GIB",
+                   help=f"address space of the reader process in GiB (default {DEFAULT_MEMORY_CAP >> 30}; "
+                        "raise it for a trusted checkpoint over ~1 GB)")
     p.set_defaults(func=cmd_import)
 
 

@@ -4,63 +4,93 @@ A `.pth` is a pickle, and a pickle can run code when it is loaded. The app and
 `load_checkpoint` never open one; the importers (run by a person, on a file
 they chose) do, and only like this:
 
-1. in a child process with a memory cap and a timeout, so a hostile or huge
-   file cannot take the parent down;
-2. with `torch.load(weights_only=True)`, which admits tensors and plain
-   containers only;
-3. if that refuses (MMAction2 checkpoints carry mmengine and numpy objects in
-   `meta`), with our own allow-list unpickler for torch's zip format: tensors,
-   storages and plain containers are rebuilt by our code; objects of a few
-   known metadata libraries (numpy, mmengine, mmcv, mmaction) become inert
-   placeholders that are never imported or called; every other global (e.g.
-   `os.system`) refuses the file. `weights_only=False` is never used.
+1. here, in the parent, without unpickling: the file's size, its first bytes,
+   and for torch's zip format the archive's directory (one data.pkl one level
+   down, no `..`, absolute or symbolic-link members, declared sizes bounded
+   relative to the file's size, so a deflate bomb is refused unread);
+2. in a child process (`unpickle_child.py`) started as `python -I` with the
+   module loaded by path, its address space and output file size capped inside
+   the child before torch is imported, and a timeout;
+3. there with `torch.load(weights_only=True)`, or if that refuses (MMAction2
+   checkpoints carry mmengine and numpy objects in `meta`) our own allow-list
+   unpickler; `weights_only=False` is never used. Tensors must be dense and
+   their total bytes at most `MAX_OUTPUT_RATIO` × the file's size.
 
 The child hands back the state dict's tensors as safetensors and the readable
-metadata as JSON: nothing crosses the process boundary as a pickle.
+metadata as JSON: nothing crosses the process boundary as a pickle, and their
+sizes are checked before the parent reads either.
 """
 from __future__ import annotations
 
 import json
-import pickle
-import resource
+import os
+import stat
 import subprocess
 import sys
 import tempfile
 import zipfile
-from collections import OrderedDict
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from ..checkpoint import CheckpointError, inspect_safetensors
 
 MAX_SOURCE_BYTES = 4 << 30
 TIMEOUT_SECONDS = 600
-# Virtual memory of the child: the file, a copy of its tensors and torch itself.
-MEMORY_BASE_BYTES = 6 << 30
-STATE_KEYS = ("state_dict", "model_state", "model", "module")   # MMAction2/TSM, PySlowFast, others
-INERT_MODULES = ("numpy", "mmengine", "mmcv", "mmaction", "mmdet", "mmpretrain")
-STORAGE_DTYPES = {
-    "FloatStorage": torch.float32, "DoubleStorage": torch.float64, "HalfStorage": torch.float16,
-    "BFloat16Storage": torch.bfloat16, "LongStorage": torch.int64, "IntStorage": torch.int32,
-    "ShortStorage": torch.int16, "CharStorage": torch.int8, "ByteStorage": torch.uint8,
-    "BoolStorage": torch.bool,
-}
+# Address space of the reader: torch itself (~1 GiB of mappings), the file and a copy of its
+# tensors. This machine class has 24 GB shared by several processes; --max-memory raises it.
+DEFAULT_MEMORY_CAP = 4 << 30
+# A torch.save file stores each storage once, uncompressed: its tensors take about its size.
+MAX_OUTPUT_RATIO = 2.0
+MIN_OUTPUT_ALLOWANCE = 1 << 20     # tiny files (tests, toy models) may still hand back 1 MiB
+MAX_INFO_BYTES = 16 << 20          # the child's metadata budget (4 M characters) as JSON, with room
+MAX_MEMBERS = 100_000
+# How running into RLIMIT_AS shows in the child's last line (Python, C++ allocators, the dynamic loader).
+OUT_OF_MEMORY_SIGNS = ("MemoryError", "std::bad_alloc", "can't allocate memory", "Cannot allocate memory",
+                       "failed to map segment")
+
+_CHILD = Path(__file__).resolve().with_name("unpickle_child.py")
+# Caps itself (argv[1] bytes of address space, argv[2] bytes per written file), then loads
+# unpickle_child.py (argv[3]) by path under a private name and runs child_main(argv[4:]).
+_CHILD_BOOT = (
+    "import importlib.util, resource, sys\n"
+    "memory, fsize = int(sys.argv[1]), int(sys.argv[2])\n"
+    "resource.setrlimit(resource.RLIMIT_AS, (memory, memory))\n"
+    "resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))\n"
+    "resource.setrlimit(resource.RLIMIT_CORE, (0, 0))\n"
+    "spec = importlib.util.spec_from_file_location('_gta_unpickle_child', sys.argv[3])\n"
+    "child = importlib.util.module_from_spec(spec)\n"
+    "sys.modules[spec.name] = child\n"
+    "spec.loader.exec_module(child)\n"
+    "sys.exit(child.child_main(sys.argv[4:]))\n"
+)
 
 
 class SourceError(Exception):
     """A source file that cannot be imported; the message is one line naming the file."""
 
 
-# ---------------------------------------------------------------- the parent side
+def output_allowance(size: int) -> int:
+    """The most bytes of tensors a `size`-byte source may hand back."""
+    return max(int(MAX_OUTPUT_RATIO * size), MIN_OUTPUT_ALLOWANCE)
 
 
-def read_source(path: str | Path, timeout: float = TIMEOUT_SECONDS) -> tuple[dict[str, torch.Tensor], dict]:
+def child_command(source: Path, scratch: str, memory_cap: int, size: int) -> list[str]:
+    """The reader's command line: isolated interpreter, limits first, our module by path."""
+    fsize = output_allowance(size) + MAX_INFO_BYTES
+    return [sys.executable, "-I", "-c", _CHILD_BOOT, str(memory_cap), str(fsize), str(_CHILD),
+            str(source), scratch, str(output_allowance(size)), f"{MAX_OUTPUT_RATIO:g}"]
+
+
+def read_source(
+    path: str | Path, timeout: float = TIMEOUT_SECONDS, memory_cap: int | None = None
+) -> tuple[dict[str, torch.Tensor], dict]:
     """The state dict of a `.pth`/`.pt` (or `.safetensors`) file and its readable metadata.
 
     Returns (tensors by name, info) where info holds the container's plain
-    top-level values and `meta` as JSON-compatible data.
+    top-level values and `meta` as JSON-compatible data. memory_cap: the
+    reader's address space in bytes (default DEFAULT_MEMORY_CAP).
     """
     path = Path(path)
     if not path.is_file():
@@ -72,23 +102,49 @@ def read_source(path: str | Path, timeout: float = TIMEOUT_SECONDS) -> tuple[dic
         raise SourceError(f"{path}: {size} bytes is over the {MAX_SOURCE_BYTES}-byte limit")
     if path.suffix == ".safetensors":
         return _read_safetensors(path), {"reader": "safetensors"}
+    try:
+        check_container(path, size)
+    except SourceError as error:
+        raise SourceError(f"{path}: {error}") from None
+    cap = memory_cap or DEFAULT_MEMORY_CAP
     with tempfile.TemporaryDirectory(prefix="gta-import-") as scratch:
-        command = [sys.executable, "-m", "gta_core.importers.safe_load", str(path.resolve()), scratch]
-        cap = MEMORY_BASE_BYTES + 3 * size
+        command = child_command(path.resolve(), scratch, cap, size)
         try:
-            done = subprocess.run(
-                command, capture_output=True, text=True, timeout=timeout, preexec_fn=lambda: _limit_memory(cap)
-            )
+            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                                  stdin=subprocess.DEVNULL, cwd=scratch)
         except subprocess.TimeoutExpired:
             raise SourceError(f"{path}: reading took longer than {timeout:.0f} s; stopped") from None
         if done.returncode != 0:
-            lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
-            reason = lines[-1] if lines else f"the reader exited with code {done.returncode}"
-            if done.returncode < 0 or "MemoryError" in reason:
-                reason = f"the reader ran out of its {cap >> 20} MiB memory cap or was killed ({reason})"
-            raise SourceError(f"{path}: {reason.removeprefix('SourceError: ')}")
-        tensors = load_file(str(Path(scratch) / "tensors.safetensors"))
-        info = json.loads((Path(scratch) / "info.json").read_text())
+            raise SourceError(f"{path}: {_child_failure(done, cap)}")
+        return _read_output(Path(scratch), path, size)
+
+
+def _child_failure(done: subprocess.CompletedProcess, cap: int) -> str:
+    lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+    reason = lines[-1][:400] if lines else f"the reader exited with code {done.returncode}"
+    if done.returncode == -25:  # SIGXFSZ: RLIMIT_FSIZE
+        return "the reader's output went over its size cap"
+    if done.returncode < 0 or any(sign in reason for sign in OUT_OF_MEMORY_SIGNS):
+        return (f"the reader ran out of its {cap >> 20} MiB memory cap or was killed ({reason}); "
+                "if the file is trusted and large, raise the cap with --max-memory")
+    return reason.removeprefix("SourceError: ")
+
+
+def _read_output(scratch: Path, path: Path, size: int) -> tuple[dict[str, torch.Tensor], dict]:
+    """The child's files, their sizes checked before either is read."""
+    tensors_file, info_file = scratch / "tensors.safetensors", scratch / "info.json"
+    allowance = output_allowance(size)
+    for file, limit in ((tensors_file, allowance + (1 << 20)), (info_file, MAX_INFO_BYTES)):
+        if not file.is_file():
+            raise SourceError(f"{path}: the reader wrote no {file.name}")
+        if file.stat().st_size > limit:
+            raise SourceError(f"{path}: the reader's {file.name} holds {file.stat().st_size} bytes, over {limit}")
+    try:
+        inspect_safetensors(tensors_file, allowance + (1 << 20))
+        tensors = load_file(str(tensors_file))
+        info = json.loads(info_file.read_text())
+    except (CheckpointError, ValueError, OSError) as error:
+        raise SourceError(f"{path}: the reader's output is unreadable ({error})") from None
     return tensors, info
 
 
@@ -102,183 +158,38 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
         raise SourceError(f"{path}: not a readable safetensors file ({error})") from None
 
 
-def _limit_memory(cap: int) -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+# ---------------------------------------------------------------- checks without unpickling
 
 
-# ---------------------------------------------------------------- the child side
-
-
-class _Inert:
-    """Stands in for an object of a metadata library; accepts any arguments, runs nothing."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        pass
-
-    def __setstate__(self, state) -> None:
-        pass
-
-    def __call__(self, *args, **kwargs) -> "_Inert":
-        return _Inert()
-
-
-def _rebuild_tensor(storage, offset, size, stride, *rest) -> torch.Tensor:
-    # storage is a 1-D tensor of the storage's dtype (see persistent_load).
-    return storage.as_strided(size, stride, offset)
-
-
-def _rebuild_parameter(data, *rest) -> torch.Tensor:
-    return data
-
-
-def _encode(text: str, encoding: str = "utf-8") -> bytes:
-    """Protocol-2 pickles spell bytes as _codecs.encode(str, 'latin1')."""
-    if not isinstance(text, str) or encoding not in ("latin1", "latin-1", "utf-8"):
-        raise pickle.UnpicklingError("refused: _codecs.encode beyond plain bytes")
-    return text.encode(encoding)
-
-
-class _AllowListUnpickler(pickle.Unpickler):
-    """Unpickles torch's zip format admitting only tensors, storages and plain containers."""
-
-    SAFE = {
-        "torch._utils._rebuild_tensor_v2": _rebuild_tensor,
-        "torch._utils._rebuild_tensor": _rebuild_tensor,
-        "torch._utils._rebuild_parameter": _rebuild_parameter,
-        "torch._utils._rebuild_parameter_with_state": _rebuild_parameter,
-        "collections.OrderedDict": OrderedDict,
-        "builtins.set": set,
-        "builtins.frozenset": frozenset,
-        "torch.Size": tuple,
-        "_codecs.encode": _encode,
-    }
-
-    def __init__(self, file, archive: zipfile.ZipFile | None, prefix: str) -> None:
-        super().__init__(file)
-        self.archive, self.prefix = archive, prefix
-
-    def find_class(self, module: str, name: str):
-        full = f"{module}.{name}"
-        if full in self.SAFE:
-            return self.SAFE[full]
-        if module == "torch" and name in STORAGE_DTYPES:
-            return STORAGE_DTYPES[name]
-        if module.split(".")[0] in INERT_MODULES:
-            return type(name, (_Inert,), {"__module__": "inert." + module})
-        raise pickle.UnpicklingError(
-            f"refused: the pickle asks for {full}, which is not a tensor, a storage or a plain container"
-        )
-
-    def persistent_load(self, pid):
-        if self.archive is None or not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
-            raise pickle.UnpicklingError(f"refused: unknown persistent id {pid!r:.60}")
-        _, dtype, key, _location, numel = pid
-        if not isinstance(dtype, torch.dtype):
-            raise pickle.UnpicklingError(f"refused: storage of unknown type {dtype!r:.60}")
-        data = bytearray(self.archive.read(f"{self.prefix}/data/{key}"))
-        storage = torch.frombuffer(data, dtype=dtype) if data else torch.empty(0, dtype=dtype)
-        if storage.numel() != numel:
-            raise pickle.UnpicklingError(f"storage {key} has {storage.numel()} elements, the pickle says {numel}")
-        return storage
-
-
-LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # first object of a pre-1.6 torch.save file
-
-
-def _allow_list_load(path: Path):
-    if not zipfile.is_zipfile(path):
-        # A bare pickle: the same allow-list, with no storages to read.
-        with path.open("rb") as handle:
-            obj = _AllowListUnpickler(handle, None, "").load()
-        if obj == LEGACY_MAGIC:
-            raise SourceError("a pre-1.6 torch.save file that torch.load(weights_only=True) refused")
-        return obj
-    with zipfile.ZipFile(path) as archive:
-        pickles = [n for n in archive.namelist() if n.endswith("/data.pkl")]
-        if len(pickles) != 1:
-            raise SourceError("not a torch.save zip archive (no single data.pkl inside)")
-        prefix = pickles[0].removesuffix("/data.pkl")
-        byteorder = f"{prefix}/byteorder"
-        if byteorder in archive.namelist() and archive.read(byteorder) != b"little":
-            raise SourceError("big-endian tensors are not supported")
-        with archive.open(pickles[0]) as handle:
-            return _AllowListUnpickler(handle, archive, prefix).load()
-
-
-def _unpickle(path: Path) -> tuple[object, str]:
+def check_container(path: Path, size: int) -> None:
+    """Refuse what is not a pickle or a sane torch zip, reading only magic bytes and the zip directory."""
     with path.open("rb") as handle:
         magic = handle.read(4)
-    if not (magic.startswith(b"PK\x03\x04") or magic[:1] == b"\x80"):
+    if magic[:1] == b"\x80":
+        return                      # a bare pickle: the child's allow-list decides
+    if not magic.startswith(b"PK\x03\x04"):
         raise SourceError("not a PyTorch checkpoint (neither torch's zip format nor a pickle)")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True), "torch.load(weights_only=True)"
-    except pickle.UnpicklingError:
-        pass  # weights_only refused a global; the allow-list reader decides
-    except Exception as error:
-        raise SourceError(f"not a readable PyTorch checkpoint ({type(error).__name__}: {_first_line(error)})") from None
-    try:
-        return _allow_list_load(path), "allow-list unpickler"
-    except SourceError:
-        raise
-    except pickle.UnpicklingError as error:
-        raise SourceError(_first_line(error)) from None
-    except Exception as error:
-        raise SourceError(f"corrupt checkpoint ({type(error).__name__}: {_first_line(error)})") from None
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0][:300] if text else type(error).__name__
-
-
-def _plain(value, depth: int = 0):
-    """A JSON-compatible copy of metadata: strings, numbers, lists, dicts; the rest dropped."""
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value[: 1 << 20] if isinstance(value, str) else value
-    if depth > 8:
-        return None
-    if isinstance(value, dict):
-        return {str(k): _plain(v, depth + 1) for k, v in value.items() if isinstance(k, (str, int))}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v, depth + 1) for v in value[:1000]]
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
-        return value.item()
-    return None
-
-
-def split_container(obj) -> tuple[dict[str, torch.Tensor], dict]:
-    """(state dict, plain metadata) of what torch.load returned."""
-    if not isinstance(obj, dict):
-        raise SourceError(f"expected a dict at the top level, found {type(obj).__name__}")
-    state, info = obj, {}
-    for key in STATE_KEYS:
-        if isinstance(obj.get(key), dict):
-            state = obj[key]
-            info = {k: _plain(v) for k, v in obj.items() if k != key and not isinstance(v, torch.Tensor)}
-            info["state_key"] = key
-            break
-    not_tensors = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
-    if not_tensors or not state:
-        found = ", ".join(map(str, list(obj)[:8]))
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as error:
+        raise SourceError(f"not a readable PyTorch checkpoint (its zip archive is damaged: {error})") from None
+    if len(members) > MAX_MEMBERS:
+        raise SourceError(f"the archive lists {len(members)} members (at most {MAX_MEMBERS})")
+    for member in members:
+        name = member.filename
+        if name.startswith("/") or "\\" in name or ".." in name.split("/"):
+            raise SourceError(f"refused: archive member {name[:80]!r} climbs out of the archive")
+        if stat.S_ISLNK(member.external_attr >> 16):
+            raise SourceError(f"refused: archive member {name[:80]!r} is a symbolic link")
+        if member.compress_type != zipfile.ZIP_STORED and member.file_size > 1 << 20:
+            raise SourceError(f"refused: archive member {name[:80]!r} is compressed (torch.save stores tensors uncompressed)")
+    pickles = [m.filename for m in members if m.filename.endswith("/data.pkl")]
+    if len(pickles) != 1 or pickles[0].count("/") != 1:
+        raise SourceError("not a torch.save zip archive (no single <name>/data.pkl inside)")
+    declared = sum(m.file_size for m in members)
+    if declared > output_allowance(size) + MAX_INFO_BYTES:
         raise SourceError(
-            f"no state dict of tensors found (top-level keys: {found}; non-tensor entries: {', '.join(map(str, not_tensors[:5]))})"
+            f"refused: the archive declares {declared} bytes uncompressed, {declared / size:.1f}× the file's "
+            f"{size} bytes (at most {MAX_OUTPUT_RATIO:g}×)"
         )
-    return {str(k): v for k, v in state.items()}, info
-
-
-def _child_main(source: str, scratch: str) -> int:
-    try:
-        obj, reader = _unpickle(Path(source))
-        state, info = split_container(obj)
-    except SourceError as error:
-        print(f"SourceError: {error}", file=sys.stderr)
-        return 2
-    tensors = {k: v.contiguous().clone() for k, v in state.items()}
-    # safetensors refuses tensors sharing memory; cloning above gives each its own.
-    save_file(tensors, str(Path(scratch) / "tensors.safetensors"))
-    (Path(scratch) / "info.json").write_text(json.dumps({**info, "reader": reader}))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_child_main(sys.argv[1], sys.argv[2]))

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Annotated, Literal
 
 import torch
 from einops import rearrange
+from pydantic import Field
 from torch import nn
 
+from ..schema import validate
 from ..layers import DecoupledAttention, GTABlock, NonLocalBlock
 from ..layers.non_local import POOL_PLACES
 from .resnet2d import DEPTHS, ResNet2D
@@ -23,32 +26,36 @@ BLOCK_KINDS = ("none", "nl", "sa", "ta", "dnl", "tape", "gta")
 BACKBONES = ("r2d", "i3d", "slowfast")
 # Input frames per time step of the 3D backbones' res3/res4 (where blocks sit): the clip length must divide.
 FRAMES_PER_STEP = {"i3d": 8, "slowfast": ALPHA}
+# Bounds a config read from a file must meet (checked by gta_core.schema through pydantic): wide
+# enough for every published model, narrow enough that a 1 KB config cannot ask for gigabytes.
+Stage = Literal["res2", "res3", "res4", "res5"]
+BlockIndex = Annotated[int, Field(ge=0, le=63)]
 
 
 @dataclass(frozen=True)
 class VideoNetConfig:
     backbone: str = "r2d"           # one of BACKBONES
     depth: int = 50                 # 18, 34 or 50 (3D backbones: 50)
-    width_multiplier: float = 1.0   # < 1 for small CPU demo models
-    num_classes: int = 174          # Something-Something v2
-    num_frames: int = 8             # T; fixed for TAPE/GTA, checked for all
-    input_size: int = 224           # the crop side the model is counted at by default (`flops`)
+    width_multiplier: Annotated[float, Field(gt=0, le=2)] = 1.0   # < 1 for small CPU demo models
+    num_classes: Annotated[int, Field(ge=1, le=25_000)] = 174       # Something-Something v2
+    num_frames: Annotated[int, Field(ge=1, le=256)] = 8             # T; fixed for TAPE/GTA, checked for all
+    input_size: Annotated[int, Field(ge=16, le=2048)] = 224  # the crop side the model is counted at (`flops`)
     block: str = "none"             # one of BLOCK_KINDS
     # Paper §4.1: a block after every other residual block of res3 and res4
     # (2 in res3 and 3 in res4 for R2D-50).
-    block_stages: tuple[str, ...] = ("res3", "res4")
-    block_every: int = 2
+    block_stages: tuple[Stage, ...] = ("res3", "res4")
+    block_every: Annotated[int, Field(ge=1, le=64)] = 2
     # Explicit positions instead: ((stage, (residual block indices...)), ...).
     # MMAction2's and TSM's NL models use res3 (0, 2) and res4 (0, 2, 4).
-    block_positions: tuple[tuple[str, tuple[int, ...]], ...] | None = None
+    block_positions: tuple[tuple[Stage, tuple[BlockIndex, ...]], ...] | None = None
     tsm: bool = False               # temporal shift in every residual branch
-    dropout: float = 0.5            # before the classifier, as in TSN
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.5   # before the classifier, as in TSN
     # GTA ablation switches (Tables 4, 10, 11; Fig. 4).
     gta_pixel: bool = True
     gta_region: bool = True
     gta_cross_channel: bool = True
-    gta_groups: int = 8
-    gta_num_regions: int | None = None  # None: K = C/8
+    gta_groups: Annotated[int, Field(ge=1, le=512)] = 8
+    gta_num_regions: Annotated[int, Field(ge=1, le=4096)] | None = None  # None: K = C/8
     # NL variants of published checkpoints (layers/non_local.py); the defaults
     # are the paper's (Table 1).
     nl_scale: bool = True           # softmax(θφᵀ/√C'); MMAction2 and TSM: False
@@ -57,7 +64,7 @@ class VideoNetConfig:
     nl_out_bias: bool = True        # W^O bias; MMAction2: False
     sa_pool: str = "after"          # SA's (also in DNL, TAPE, GTA) keys/values: pooled "after"/"before" projection
     # I3D only: per stage, which residual blocks get a 3×1×1 first convolution (None: MMAction2's i3d_r50).
-    inflate: tuple[tuple[int, ...], ...] | None = None
+    inflate: tuple[tuple[Literal[0, 1], ...], ...] | None = None
 
     def __post_init__(self) -> None:
         if self.block not in BLOCK_KINDS:
@@ -107,16 +114,8 @@ class VideoNetConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown model settings: {', '.join(unknown)}")
-        values = dict(values)
-        if "block_stages" in values:
-            values["block_stages"] = tuple(values["block_stages"])
-        if values.get("inflate") is not None:
-            values["inflate"] = tuple(tuple(int(i) for i in stage) for stage in values["inflate"])
-        if values.get("block_positions") is not None:  # JSON lists back to tuples
-            values["block_positions"] = tuple(
-                (str(stage), tuple(int(i) for i in indices)) for stage, indices in values["block_positions"]
-            )
-        return cls(**values)
+        # Types and the bounds declared on the fields (JSON lists become tuples); __post_init__ runs after.
+        return validate(cls, values)
 
 
 def _block_factory(config: VideoNetConfig):

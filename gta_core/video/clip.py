@@ -165,8 +165,9 @@ def read_clip(
     """Read `spec.num_frames` frames of a video, TSN-sampled, resized, cropped, normalised.
 
     decoder: "auto" (decord, PyAV when decord fails or is missing), "decord", "pyav".
-    untrusted: probe the file in a child process first (see `probe_video`); use
-    it for anything the project did not make itself.
+    untrusted: probe the file in a child process first (see `probe_video`), then
+    decode it with PyAV whatever `decoder` says; use it for anything the project
+    did not make itself.
     choose: the frame indices to keep given the decoded count, instead of TSN's
     `spec.num_frames` (the frame cache keeps its own set).
     Raises VideoError for every problem with the file.
@@ -175,8 +176,10 @@ def read_clip(
         raise ValueError(f"decoder must be auto, decord or pyav, got {decoder!r}")
     path = Path(path)
     if untrusted:
-        info = probe_video(path, limits, check_decord=decoder != "pyav")
-        use_decord = decoder != "pyav" and bool(info.decord_ok)
+        # decord can segfault on crafted input: an untrusted file is decoded here by PyAV only,
+        # after the child's probe decoded all of it without dying.
+        info = probe_video(path, limits, check_decord=False)
+        use_decord = False
     else:
         info = inspect_video(path, limits)
         use_decord = decoder == "decord" or (decoder == "auto" and decord_available())

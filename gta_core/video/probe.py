@@ -6,7 +6,8 @@ in a child process with a timeout and an address-space cap, so a decoder that
 crashes (decord is known to segfault on some corrupt input) or hangs costs an
 error, not the app.
 
-The child runs `child_command(request)`: this package loaded by path under a
+The child runs `child_command(request)`: `python -I` (isolated: no PYTHON* variables, not the
+current folder on sys.path), this package loaded by path under a
 private name, so it imports neither `gta_core/__init__` nor torch (it starts in
 ~0.3 s instead of ~1.6 s), then `child_main`. Tests replace `child_command` to
 stand in a child that crashes or hangs.
@@ -39,7 +40,7 @@ _CHILD_BOOT = (
 
 def child_command(request: str) -> list[str]:
     """The probe child's command line (see the module docstring)."""
-    return [sys.executable, "-c", _CHILD_BOOT, str(Path(__file__).resolve().parent), request]
+    return [sys.executable, "-I", "-c", _CHILD_BOOT, str(Path(__file__).resolve().parent), request]
 
 
 def _probe_in_process(path: str, limits: VideoLimits, check_decord: bool) -> VideoInfo:
