@@ -2,6 +2,11 @@
 
 The mmaction2 1.2.0 wheel lacks `mmaction.models.localizers.drn`; an empty
 module takes its place before importing (the DRN localizer is never used).
+With transformers installed, mmaction turns on its multimodal models, which
+import timm (not installed); they are never used here, so the switch is off.
+Its data pipeline (`mmaction.datasets.transforms`) imports scipy for the pose
+transforms only; without scipy installed a stub stands in (`pipeline()`), and
+any use of it raises.
 """
 from __future__ import annotations
 
@@ -23,9 +28,41 @@ def _stub_missing_drn() -> None:
     sys.modules.setdefault(module.__name__, module)
 
 
+def _stub_missing_scipy() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("scipy") is not None:
+        return
+
+    def unavailable(*args, **kwargs):
+        raise RuntimeError("scipy is not installed; the stub only lets mmaction's pose transforms import")
+
+    scipy = types.ModuleType("scipy")
+    scipy.__version__ = "1.11.0"
+    stats = types.ModuleType("scipy.stats")
+    stats.mode = unavailable
+    scipy.stats = stats
+    sys.modules.setdefault("scipy", scipy)
+    sys.modules.setdefault("scipy.stats", stats)
+
+
+def pipeline(steps: list[dict]):
+    """MMAction2's own data pipeline (mmengine's Compose over its TRANSFORMS registry)."""
+    registry()
+    _stub_missing_scipy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import mmaction.datasets.transforms  # noqa: F401  (registers the transforms)
+        from mmengine.dataset import Compose
+    return Compose(steps)
+
+
 def registry():
     """MMAction2's MODELS registry, with the default scope set."""
     _stub_missing_drn()
+    import mmaction.utils.dependency as dependency
+
+    dependency.WITH_MULTIMODAL = False  # read by mmaction.models.multimodal when it is first imported
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import mmaction.models  # noqa: F401  (registers the models)
