@@ -17,6 +17,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .models import VideoNet, VideoNetConfig
+from .video import sampling_problem
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -40,7 +41,15 @@ class CheckpointConfig:
     resize_shorter: int = 256           # shorter side before the crop
     mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
     std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
-    sampling: str = "tsn"               # T segments; centre frame at test, random in training
+    # Which frames and views the source reads (gta_core/video/clip.py ClipSpec, docs/importing-pipelines.md):
+    sampling: str = "tsn"               # "tsn": T segments, one frame each; "dense": T frames frame_interval apart
+    frame_interval: int = 1             # dense: gap between the clip's frames
+    num_clips: int = 1                  # dense: test-time clips spread over the video
+    twice_sample: bool = False          # test-time second view (TSN: each segment's first frame)
+    crop: str = "centre"                # "centre" or "three" (MMAction2's ThreeCrop)
+    interpolation: str = "area"         # resize: "area" (ours) or "bilinear" (mmcv.imresize)
+    channel_order: str = "rgb"          # the order the network wants its input channels in
+    average_views: str = "prob"         # multi-view logits: mean softmax ("prob") or mean logits ("score")
     dataset: dict = field(default_factory=dict)     # name, variant, seed, root...
     provenance: dict = field(default_factory=dict)  # command, git commit, device, time
     metrics: dict = field(default_factory=dict)     # e.g. {"val_top1": 0.93}
@@ -107,8 +116,9 @@ class CheckpointConfig:
                 raise CheckpointError(f"{source}: {key} must be a list of 3 numbers, got {value!r}")
         if not all(v > 0 for v in self.std):
             raise CheckpointError(f"{source}: std must be positive, got {self.std}")
-        if self.sampling != "tsn":
-            raise CheckpointError(f"{source}: unknown sampling {self.sampling!r} (supported: 'tsn')")
+        problem = sampling_problem(self)
+        if problem:
+            raise CheckpointError(f"{source}: {problem}")
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """Reading video clips the way a checkpoint's config asks, with limits.
 
-    clip.py     ClipSpec, TSN sampling, resize / crop / normalise, `read_clip` (the entry point)
+    clip.py     ClipSpec, resize / crop / normalise, `read_clip` (the entry point)
+    sampling.py which frames: TSN segments or dense clips (MMAction2's SampleFrames)
     decode.py   the header inspection, the truncation PyAV does not see, PyAV and decord reads
     probe.py    `probe_video`: the whole file decoded in a child process (timeout, memory cap)
     limits.py   `VideoLimits`, `VideoInfo`, `VideoError` and its reason codes (`REASONS`)
@@ -18,12 +19,17 @@ untrusted=True)`, so a decoder that crashes or hangs costs an error, not the app
 The modules import each other relatively and nothing else of gta_core: the
 probe's child loads this package on its own (see probe.py).
 """
-from .clip import Clip, ClipSpec, normalise, read_clip, resize_and_crop, temporal_sample_indices
+from .clip import (
+    Clip, ClipSpec, crop_offsets, normalise, read_clip, resize_and_crop, resize_frames, sampling_problem,
+    temporal_sample_indices,
+)
+from .sampling import dense_views, sample_views, tsn_views
 from .decode import inspect_video
 from .limits import REASONS, VideoError, VideoInfo, VideoLimits, falls_short, frame_count_notice
 from .probe import probe_video
 
 __all__ = [
     "REASONS", "Clip", "ClipSpec", "VideoError", "VideoInfo", "VideoLimits", "falls_short", "frame_count_notice",
-    "inspect_video", "normalise", "probe_video", "read_clip", "resize_and_crop", "temporal_sample_indices",
+    "crop_offsets", "dense_views", "inspect_video", "normalise", "probe_video", "read_clip", "resize_and_crop",
+    "resize_frames", "sample_views", "sampling_problem", "temporal_sample_indices", "tsn_views",
 ]

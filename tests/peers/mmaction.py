@@ -31,7 +31,7 @@ def _stub_missing_drn() -> None:
 def _stub_missing_scipy() -> None:
     import importlib.util
 
-    if importlib.util.find_spec("scipy") is not None:
+    if "scipy" in sys.modules or importlib.util.find_spec("scipy") is not None:
         return
 
     def unavailable(*args, **kwargs):
