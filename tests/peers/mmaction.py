@@ -102,12 +102,12 @@ I3D_BACKBONE = dict(type="ResNet3d", pretrained2d=False, pretrained=None, depth=
 I3D_NL_POSITIONS = ((0, 0, 0), (0, 1, 0, 1), (0, 1, 0, 1, 0, 1), (0, 0, 0))
 
 
-def i3d_r50(num_classes: int, non_local: bool, **backbone_overrides):
-    """MMAction2's Recognizer3D with ResNet3d (i3d_r50.py) and I3DHead, random weights and BN statistics."""
+def i3d_r50_config(num_classes: int, non_local: bool, **backbone_overrides) -> dict:
+    """The `model` of MMAction2's I3D-R50(-NL) Kinetics-400 configs (i3d_r50.py, random init)."""
     backbone = {**I3D_BACKBONE, **backbone_overrides}
     if non_local:
         backbone.update(non_local=I3D_NL_POSITIONS, non_local_cfg=NL_CFG)
-    config = dict(
+    return dict(
         type="Recognizer3D",
         backbone=backbone,
         cls_head=dict(type="I3DHead", num_classes=num_classes, in_channels=32 * backbone.get("base_channels", 64),
@@ -116,6 +116,11 @@ def i3d_r50(num_classes: int, non_local: bool, **backbone_overrides):
         data_preprocessor=dict(type="ActionDataPreprocessor", mean=[123.675, 116.28, 103.53],
                                std=[58.395, 57.12, 57.375], format_shape="NCTHW"),
     )
+
+
+def i3d_r50(num_classes: int, non_local: bool, config: dict | None = None, **backbone_overrides):
+    """MMAction2's Recognizer3D with ResNet3d (i3d_r50.py) and I3DHead, random weights and BN statistics."""
+    config = config or i3d_r50_config(num_classes, non_local, **backbone_overrides)
     torch.manual_seed(0)          # ResNet3d's Kaiming init draws from the global generator
     model = _randomised(registry().build(config))
     # Statistics measured on a clip, then random around them (tests/helpers.py says why), NL γ included.
