@@ -82,7 +82,7 @@ def from_config(values: dict) -> tuple[dict, dict]:
         name, steps = found
         sample = _step(steps, "SampleFrames", "DenseSampleFrames")
         if sample and isinstance(sample.get("clip_len"), int):
-            fields.update(_sampling(sample))
+            fields.update(_sampling(sample) if sample["type"] == "SampleFrames" else _window(sample))
             notes["sampling"] = f"read from the config text's {name} ({sample.get('type')})"
         resize = _step(steps, "Resize")
         scale = resize.get("scale") if resize else None
@@ -90,11 +90,13 @@ def from_config(values: dict) -> tuple[dict, dict]:
             fields["resize_shorter"] = int(max(scale))
             fields["interpolation"] = "bilinear" if resize.get("interpolation", "bilinear") == "bilinear" else "area"
             notes["resize"] = f"read from the config text's {name} (Resize scale={scale})"
-        crop = _step(steps, "CenterCrop", "ThreeCrop")
+        crop = _step(steps, "CenterCrop", "ThreeCrop", "TenCrop")
         if crop and isinstance(crop.get("crop_size"), int):
             fields["input_size"] = crop["crop_size"]
             fields["crop"] = "three" if crop["type"] == "ThreeCrop" else "centre"
             notes["crop"] = f"read from the config text's {name} ({crop['type']} {crop['crop_size']})"
+            if crop["type"] == "TenCrop":   # corners, centre and their flips: not implemented here
+                notes["crop"] += "; TenCrop is not supported: one centre crop of that size is used instead"
         normalize = _step(steps, "Normalize")        # MMAction2 0.x kept the normalisation in the pipeline
         if normalize:
             fields.update(_normalisation(normalize, "to_bgr", flips_when=True))
@@ -120,6 +122,19 @@ def _sampling(sample: dict) -> dict:
         return {"sampling": "tsn", "num_frames": num_clips, "frame_interval": 1, "num_clips": 1, "twice_sample": twice}
     return {"sampling": "dense", "num_frames": clip_len, "frame_interval": int(sample.get("frame_interval") or 1),
             "num_clips": num_clips, "twice_sample": twice}
+
+
+def _window(sample: dict) -> dict:
+    """DenseSampleFrames(clip_len, frame_interval, num_clips, sample_range=64, num_sample_positions=10)."""
+    clip_len, clips = sample["clip_len"], int(sample.get("num_clips") or 1)
+    if sample.get("sample_range", 64) != 64 or (clip_len > 1 and clips > 1):
+        raise ValueError(f"DenseSampleFrames {sample} is not supported (only sample_range=64 with clip_len=1 "
+                         "or num_clips=1); pass --sampling and its flags to choose another rule")
+    positions = int(sample.get("num_sample_positions", 10))
+    if clip_len == 1:            # TSM: num_clips frames 64 // num_clips apart
+        return {"sampling": "window", "num_frames": clips, "frame_interval": 64 // clips, "num_clips": positions}
+    return {"sampling": "window", "num_frames": clip_len, "frame_interval": int(sample.get("frame_interval") or 1),
+            "num_clips": positions}
 
 
 def _normalisation(step: dict, flag: str, flips_when: bool) -> dict:
@@ -150,11 +165,11 @@ def from_file_name(file_name: str, backbone: str) -> tuple[dict, dict]:
     segments = re.search(r"segment(\d+)", name)
     if "dense" in name and segments:
         count = int(segments[1])
-        # ops/dataset.py (TSM): dense_sample takes num_segments frames 64 // num_segments apart.
-        return ({"sampling": "dense", "num_frames": count, "frame_interval": max(1, 64 // count), "num_clips": 1},
-                {"sampling": f"from the file name's 'dense' and segment{count}: {count} frames {64 // count} apart "
-                             "(the TSM repository's dense_sample); test views assumed: one clip (the repository "
-                             "tests 10 clips with linspace starts)"})
+        # ops/dataset.py (TSM): dense_sample takes num_segments frames 64 // num_segments apart; its test
+        # (test_models.py --dense_sample) takes 10 such clips from linspace starts.
+        return ({"sampling": "window", "num_frames": count, "frame_interval": max(1, 64 // count), "num_clips": 10},
+                {"sampling": f"from the file name's 'dense' and segment{count}: {count} frames {64 // count} apart, "
+                             "10 test clips (the TSM repository's dense_sample)"})
     if segments:
         return ({"sampling": "tsn", "num_frames": int(segments[1])},
                 {"sampling": f"from the file name's segment{segments[1]} (TSN segments)"})
@@ -179,10 +194,9 @@ def read_pipeline(config_text: str, file_name: str, backbone: str, overrides: di
     given = {k: v for k, v in overrides.items() if v is not None}
     if given:
         fields.update(given)
-        for key in given:
-            topic = "sampling" if key in _SAMPLING_KEYS else key
-            notes[topic] = f"{notes.get(topic, 'not in the source')}; overridden on the command line: " + ", ".join(
-                f"{k}={v}" for k, v in given.items() if (k in _SAMPLING_KEYS) == (topic == "sampling"))
+        for topic in sorted({_TOPIC.get(key, key) for key in given}):
+            said = ", ".join(f"{k}={v}" for k, v in given.items() if _TOPIC.get(k, k) == topic)
+            notes[topic] = f"{notes.get(topic, 'not in the source')}; overridden on the command line: {said}"
     if "sampling" not in notes:
         notes["sampling"] = _ASSUMED["r2d" if backbone == "r2d" else "3d"]
     if "sampling" not in fields:
@@ -196,6 +210,9 @@ def read_pipeline(config_text: str, file_name: str, backbone: str, overrides: di
 
 
 _SAMPLING_KEYS = ("sampling", "num_frames", "frame_interval", "num_clips", "twice_sample")
+# Which note an override amends.
+_TOPIC = {**{key: "sampling" for key in _SAMPLING_KEYS}, "input_size": "crop", "resize_shorter": "resize",
+          "channel_order": "normalisation"}
 _ASSUMED = {
     "r2d": "assumed: TSN segments (neither the config text nor the file name says)",
     "3d": "assumed: dense, frame_interval 2 (i3d_r50's 32x2x1; neither the config text nor the file name says)",

@@ -23,7 +23,7 @@ from .clip import (
     Clip, ClipSpec, crop_offsets, normalise, read_clip, resize_and_crop, resize_frames, sampling_problem,
     temporal_sample_indices,
 )
-from .sampling import dense_views, sample_views, tsn_views
+from .sampling import dense_views, sample_views, tsn_views, window_views
 from .decode import inspect_video
 from .limits import REASONS, VideoError, VideoInfo, VideoLimits, falls_short, frame_count_notice
 from .probe import probe_video
@@ -31,5 +31,5 @@ from .probe import probe_video
 __all__ = [
     "REASONS", "Clip", "ClipSpec", "VideoError", "VideoInfo", "VideoLimits", "falls_short", "frame_count_notice",
     "crop_offsets", "dense_views", "inspect_video", "normalise", "probe_video", "read_clip", "resize_and_crop",
-    "resize_frames", "sample_views", "sampling_problem", "temporal_sample_indices", "tsn_views",
+    "resize_frames", "sample_views", "sampling_problem", "temporal_sample_indices", "tsn_views", "window_views",
 ]

@@ -44,8 +44,8 @@ class ClipSpec:
     mean and std are per RGB channel on the [0, 1] scale (torchvision's
     convention), e.g. ImageNet's (0.485, 0.456, 0.406) / (0.229, 0.224, 0.225).
     sampling "tsn" takes one frame from each of num_frames segments; "dense"
-    takes num_frames frames frame_interval apart, num_clips times at test
-    (gta_core/video/sampling.py). crop "three" is MMAction2's ThreeCrop (three
+    takes num_frames frames frame_interval apart, num_clips times at test;
+    "window" is DenseSampleFrames' (gta_core/video/sampling.py). crop "three" is MMAction2's ThreeCrop (three
     squares along the longer side, the side equal to the shorter one).
     interpolation "area" is ours (INTER_AREA when shrinking), "bilinear" is
     mmcv.imresize's. channel_order "bgr" flips the normalised channels.
@@ -125,6 +125,8 @@ def sampling_problem(spec) -> str | None:
         return f"twice_sample must be true or false, got {spec.twice_sample!r}"
     if spec.sampling == "tsn" and (spec.frame_interval != 1 or spec.num_clips != 1):
         return "tsn sampling takes one frame per segment: frame_interval and num_clips must be 1"
+    if spec.sampling == "window" and (spec.twice_sample or (spec.num_frames - 1) * spec.frame_interval >= 64):
+        return "window sampling keeps its T frames inside 64 (DenseSampleFrames' sample_range), without twice_sample"
     if spec.sampling == "dense" and spec.twice_sample and spec.num_clips < 2:
         return "dense twice_sample needs num_clips >= 2 (MMAction2 spreads the clips over num_clips - 1 gaps)"
     if spec.crop == "three" and spec.input_size != spec.resize_shorter:

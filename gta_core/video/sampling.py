@@ -11,6 +11,9 @@ Two rules cover the published checkpoints (docs/importing-pipelines.md):
   (T-1)·k+1 frames; at test time M such clips spread from the first frame to
   the last start that fits (one clip: the middle one), indices past the end
   wrap round ('loop').
+- "window" (MMAction2's DenseSampleFrames, the TSM repository's dense_sample):
+  T frames frame_interval apart from a start inside the first n-63 frames;
+  at test time num_clips starts spread by `linspace(..., dtype=int)`.
 
 Both follow mmaction/datasets/transforms/loading.py (mmaction2 1.2.0) number
 for number, floating-point order included, so indices equal its own
@@ -21,7 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
-SAMPLINGS = ("tsn", "dense")
+SAMPLINGS = ("tsn", "dense", "window")
+WINDOW = 64        # DenseSampleFrames' sample_range, the TSM repository's 64-frame window
 
 
 def _generator(rng) -> np.random.Generator:
@@ -90,6 +94,20 @@ def _dense_train_starts(n: int, span: int, num_clips: int, rng: np.random.Genera
     return np.zeros(num_clips, dtype=np.int64)
 
 
+def window_views(
+    num_available: int, num_frames: int, frame_interval: int, num_clips: int, train: bool, rng=None
+) -> list[list[int]]:
+    """DenseSampleFrames (sample_range 64): T frames frame_interval apart, starts in [0, n-64] (loop past n)."""
+    _check_counts(num_available, num_frames)
+    positions = max(1, 1 + num_available - WINDOW)
+    if train:
+        starts = np.array([0 if positions == 1 else _generator(rng).integers(0, positions - 1)])
+    else:
+        starts = np.linspace(0, positions - 1, num=num_clips, dtype=int)
+    indices = np.mod(starts[:, None] + np.arange(num_frames)[None, :] * frame_interval, num_available)
+    return [[int(i) for i in view] for view in indices]
+
+
 def _check_counts(num_available: int, num_frames: int) -> None:
     if num_available < 1:
         raise ValueError(f"num_available must be >= 1, got {num_available}")
@@ -101,6 +119,8 @@ def sample_views(num_available: int, spec, train: bool = False, rng=None) -> lis
     """Every temporal view a ClipSpec asks for, each `spec.num_frames` indices long."""
     if spec.sampling == "tsn":
         return tsn_views(num_available, spec.num_frames, train, rng, spec.twice_sample)
+    if spec.sampling == "window":
+        return window_views(num_available, spec.num_frames, spec.frame_interval, spec.num_clips, train, rng)
     return dense_views(num_available, spec.num_frames, spec.frame_interval, spec.num_clips, train, rng,
                        spec.twice_sample)
 
