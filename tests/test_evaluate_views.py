@@ -19,8 +19,9 @@ from .test_train import data_root  # noqa: F401  (fixture: the tiny temporal set
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.mark.parametrize("average", ["prob", "score"])
-def test_evaluate_averages_twice_sampled_views(data_root, tmp_path, average):  # noqa: F811
+def test_evaluate_averages_twice_sampled_views(data_root, tmp_path):  # noqa: F811
+    """(The "score" average is checked on compare's rows in tests/test_compare_3d.py.)"""
+    average = "prob"
     folder = make_checkpoint(tmp_path / "dnl", data_root, "demo_r2d18_dnl")
     config_path = folder / "config.json"
     config = json.loads(config_path.read_text())

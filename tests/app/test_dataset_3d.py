@@ -50,6 +50,9 @@ def test_dataset_view_on_slowfast_beside_r2d(dataset_3d):
         steps = 4 if label.startswith("sf_") else 8
         at.selectbox(key="dataset_stats").set_value(label).run()
         assert_clean(at)
-        grid = traces(figures(at)["dataset_class_matrices"], "heatmap")
+        figure = figures(at)["dataset_class_matrices"]
+        grid = traces(figure, "heatmap")
         assert len(grid) == 15 and all(array(h["z"]).shape == (steps, steps) for h in grid), label
+        unit = "step" if label.startswith("sf_") else "frame"           # a Slow step is α = 4 frames
+        assert figure["layout"]["yaxis"]["title"]["text"] == f"query {unit}", label
         assert all(np.allclose(array(h["z"]).sum(axis=1), 1.0, atol=1e-4) for h in grid)
