@@ -305,6 +305,7 @@ class ModelResult:
     seconds: float                 # model time (both captures), excluding decoding
     path: str = ""                 # checkpoint folder
     notice: str | None = None      # the clip's notice, e.g. fewer frames decode than the container declares
+    crop_box: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)   # the crop in the whole frame (fractions)
 
 
 def _autocast(device: str, precision: str):
@@ -354,6 +355,7 @@ def run_model(
         num_decoded_frames=clip.num_decoded_frames,
         repeated=clip.repeated,
         notice=clip.notice,
+        crop_box=tuple(clip.crop_box),
         decoder=clip.decoder,
         device=device,
         precision=precision,

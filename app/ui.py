@@ -11,7 +11,8 @@ import streamlit as st
 
 from gta_core import CheckpointError
 from gta_core.video import VIDEO_SUFFIXES, VideoError
-from gta_core.views import block_kind, dataset_label, find_record, step_frames, tick_names
+from gta_core.views import block_kind, crop_point, dataset_label, find_record, scene_point, step_frames, tick_names
+from gta_core.views import frame_for as video_frame_for
 
 from . import dataset_engine, engine
 from .settings import Settings, checkpoint_folders
@@ -29,22 +30,39 @@ IG_STEP_CHOICES = (4, 8, 16, 32, 64)
 
 @dataclass(frozen=True)
 class Query:
+    """One point of the scene: frame t and (fy, fx) of the reference model's clip and crop.
+
+    The reference is the model with the longest clip (the one the sliders and
+    the picker show). Each model reads the same moment and the same place of
+    the scene through its own sampling and crop (`at`).
+    """
+
     block: str
-    t: int                     # a frame of the longest chosen clip (`frames` long)
-    fy: float                  # fraction of the crop height, in [0, 1)
+    t: int                     # a frame of the reference clip (`frames` long)
+    fy: float                  # fraction of the reference crop's height, in [0, 1)
     fx: float
     frames: int = 0            # 0: every model's clip has t
+    reference_indices: tuple[int, ...] = ()       # the reference clip's frame indices in the video
+    reference_box: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)   # its crop in the whole frame
 
-    def frame_for(self, clip_frames: int) -> int:
+    def frame_for(self, clip_frames: int, frame_indices=()) -> int:
         """The query frame in a clip of `clip_frames` frames sampled from the same video.
 
-        Clips are sampled uniformly over the video, so frame t of a T-frame clip
-        sits at time (t + ½)/T: an 8-frame R2D and a 64-frame SlowFast are
-        queried at the same moment.
+        With both clips' frame indices, the frame nearest the same video frame
+        (gta_core.views.frame_for: a dense 32-frame clip and 8 TSN segments meet
+        at the same moment). Without them, clips are taken as spread evenly:
+        frame t of a T-frame clip sits at time (t + ½)/T.
         """
+        if self.reference_indices and len(frame_indices) == clip_frames:
+            return video_frame_for(self.reference_indices[min(self.t, len(self.reference_indices) - 1)],
+                                   frame_indices)
         if not self.frames or self.frames == clip_frames:
             return min(self.t, clip_frames - 1)
         return min(clip_frames - 1, int((self.t + 0.5) * clip_frames / self.frames))
+
+    def at(self, crop_box) -> tuple[float, float, bool]:
+        """(fy, fx) of the same scene point in a crop `crop_box`, and whether it lies inside that crop."""
+        return crop_point(*scene_point(self.fy, self.fx, self.reference_box), crop_box)
 
 
 @dataclass
@@ -352,7 +370,14 @@ def choose_query(results: list[engine.ModelResult]) -> tuple[Query | None, int]:
     y = st.sidebar.slider("y (% of height)", 0, 99, key="q_y", on_change=_keep_query, args=("y",))
     x = st.sidebar.slider("x (% of width)", 0, 99, key="q_x", on_change=_keep_query, args=("x",))
     st.sidebar.caption("Or click on the frame in the Query point view.")
-    return Query(block, t, (y + 0.5) / 100, (x + 0.5) / 100, frames), top_k
+    reference = reference_result(results)
+    return Query(block, t, (y + 0.5) / 100, (x + 0.5) / 100, frames, reference.frame_indices,
+                 reference.crop_box), top_k
+
+
+def reference_result(results: list[engine.ModelResult]) -> engine.ModelResult:
+    """The model whose clip the frame slider runs over and whose crop the picker shows: the longest clip."""
+    return max(results, key=lambda r: r.frames.shape[0])
 
 
 def _stage_index(block: str) -> str:
@@ -434,11 +459,16 @@ class Timeline:
     frame: int                 # the query frame in this model's clip
     images: "np.ndarray"       # (T', S, S, 3): one frame per time step of the block
     names: list[str] | None    # per-step tick names; None when every step is one frame (R2D)
+    fy: float = 0.5            # the query point in this model's crop
+    fx: float = 0.5
+    inside: bool = True        # False: the scene point lies outside this model's crop (read at its edge)
 
 
 def timeline(result: engine.ModelResult, record, query: Query) -> Timeline:
     clip_frames = result.frames.shape[0]
-    return Timeline(query.frame_for(clip_frames), step_frames(result.frames, record), tick_names(record, clip_frames))
+    fy, fx, inside = query.at(result.crop_box)
+    return Timeline(query.frame_for(clip_frames, result.frame_indices), step_frames(result.frames, record),
+                    tick_names(record, clip_frames), fy, fx, inside)
 
 
 def model_columns(results: list[engine.ModelResult]):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import torch
 from pydantic import Field, JsonValue
@@ -19,8 +19,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .models import VideoNet, VideoNetConfig
-from .video import ClipSpec
 from .schema import parse_json, validate
+from .video import ClipSpec, sampling_problem
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -49,7 +49,16 @@ class CheckpointConfig:
     resize_shorter: Side = 256          # shorter side before the crop
     mean: Triple = field(default_factory=lambda: [0.485, 0.456, 0.406])
     std: Triple = field(default_factory=lambda: [0.229, 0.224, 0.225])
-    sampling: Literal["tsn"] = "tsn"    # T segments; centre frame at test, random in training
+    # Which frames and views the source reads (gta_core/video/clip.py ClipSpec, docs/importing-pipelines.md);
+    # the allowed values and their combinations are checked by video.sampling_problem.
+    sampling: Text = "tsn"              # "tsn": T segments, one frame each; "dense": T frames frame_interval apart
+    frame_interval: int = 1             # dense: gap between the clip's frames
+    num_clips: int = 1                  # dense: test-time clips spread over the video
+    twice_sample: bool = False          # test-time second view (TSN: each segment's first frame)
+    crop: Text = "centre"               # "centre" or "three" (MMAction2's ThreeCrop)
+    interpolation: Text = "area"        # resize: "area" (ours) or "bilinear" (mmcv.imresize)
+    channel_order: Text = "rgb"         # the order the network wants its input channels in
+    average_views: Text = "prob"        # multi-view logits: mean softmax ("prob") or mean logits ("score")
     dataset: JsonObject = field(default_factory=dict)     # name, variant, seed, root...
     provenance: JsonObject = field(default_factory=dict)  # command, git commit, device, time
     metrics: JsonObject = field(default_factory=dict)     # e.g. {"val_top1": 0.93}
@@ -117,6 +126,9 @@ class CheckpointConfig:
             )
         if not all(v > 0 for v in self.std):
             raise CheckpointError(f"{source}: std must be positive, got {self.std}")
+        problem = sampling_problem(self)
+        if problem:
+            raise CheckpointError(f"{source}: {problem}")
 
 
 @dataclass

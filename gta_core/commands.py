@@ -83,6 +83,17 @@ def cmd_flops(args) -> int:
     return 0
 
 
+def pipeline_summary(config) -> str:
+    """One line: how clips are read, e.g. "dense 32×2, 10 clips × three crops of 256 after 256, bilinear, rgb"."""
+    frames = (f"tsn {config.num_frames} segments" if config.sampling == "tsn"
+              else f"{config.sampling} {config.num_frames}×{config.frame_interval}")
+    clips = config.num_clips * (2 if config.twice_sample else 1)
+    crops = "three crops" if config.crop == "three" else "centre crop"
+    return (f"{frames}, {clips} clip{'s' if clips > 1 else ''} × {crops} of {config.input_size} after "
+            f"{config.resize_shorter}, {config.interpolation}, {config.channel_order}, views averaged by "
+            f"{config.average_views}")
+
+
 def cmd_info(args) -> int:
     try:
         checkpoint = load_checkpoint(args.checkpoint)
@@ -96,6 +107,7 @@ def cmd_info(args) -> int:
         "params": count_parameters(checkpoint.model),
         "num_frames": config.num_frames,
         "input_size": config.input_size,
+        "pipeline": pipeline_summary(config),
         "num_classes": len(config.class_names),
         "dataset": config.dataset,
         "metrics": config.metrics,

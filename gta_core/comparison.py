@@ -43,7 +43,7 @@ from .checkpoint import CONFIG_NAME, WEIGHTS_NAME, CheckpointError, load_checkpo
 from .data.ssv2 import SSv2Dataset
 from .disagreement import build_report, text_report
 from .distributed import DeviceError, DistEnv, broadcast_object, init_distributed, shutdown
-from .evaluate import batch_indices, dataset_for, predict_logits, reversed_targets
+from .evaluate import average_views, batch_indices, dataset_for, predict_logits, reversed_targets
 from .hashing import file_sha256
 from .layers import DecoupledAttention, GTABlock
 from .video import ClipSpec, VideoError
@@ -182,32 +182,50 @@ class ClipRows(nn.Module):
     """Several models on one batch of clips, one flat row per clip.
 
     A row holds each model's logits and, for models with TA blocks, each such
-    block's T×T weights averaged over pixels (read by `capture`, whose hooks
-    do not change the logits). `evaluate.predict_logits` treats the rows as
-    one model's logits: it runs, splits under torchrun and gathers them
-    unchanged; `split` cuts them back into named arrays.
+    block's T'×T' weights averaged over pixels (read by `capture`, whose hooks
+    do not change the logits); T' is the block's own number of time steps
+    (`model.time_spans`: the clip's frames on R2D, T/α on SlowFast's Slow
+    pathway). With test views (B, V, 3, T, H, W) the logits are averaged as
+    `average` says (evaluate.average_views) and the TA weights over the views.
+    `evaluate.predict_logits` treats the rows as one model's logits: it runs,
+    splits under torchrun and gathers them unchanged; `split` cuts them back
+    into named arrays.
     """
 
-    def __init__(self, models: list[nn.Module], indices: list[int], num_classes: list[int], frames: int):
+    takes_views = True          # evaluate.run_views hands it (B, V, ...) as it is
+
+    def __init__(self, models: list[nn.Module], indices: list[int], num_classes: list[int], average: str = "prob"):
         super().__init__()
         self.models = nn.ModuleList(models)
+        self.average = average
         self.blocks = [list(temporal_attention_blocks(model)) for model in models]
         self.slots = []
-        for index, blocks, classes in zip(indices, self.blocks, num_classes):
+        for model, index, blocks, classes in zip(models, indices, self.blocks, num_classes):
             self.slots.append(Slot(index, "logits", (classes,)))
-            self.slots += [Slot(index, name, (frames, frames)) for name in blocks]
+            for name in blocks:
+                steps = len(model.time_spans(name))
+                self.slots.append(Slot(index, name, (steps, steps)))
 
-    def forward(self, clips: torch.Tensor) -> torch.Tensor:   # (B, 3, T, H, W) -> (B, row width)
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:   # (B, [V,] 3, T, H, W) -> (B, row width)
+        views = clips.shape[1] if clips.dim() == 6 else 0
+        flat = clips.flatten(0, 1) if views else clips
+
+        def per_clip(values: torch.Tensor, logits: bool = False) -> torch.Tensor:   # (B·V, ...) -> (B, ...)
+            if not views:
+                return values
+            values = values.unflatten(0, (clips.shape[0], views))
+            return average_views(values, self.average) if logits else values.mean(dim=1)
+
         parts = []
         for model, blocks in zip(self.models, self.blocks):
             if not blocks:
-                parts.append(model(clips).float())
+                parts.append(per_clip(model(flat).float(), logits=True))
                 continue
-            result = capture(model, clips)
-            parts.append(result.logits.float())
+            result = capture(model, flat)
+            parts.append(per_clip(result.logits.float(), logits=True))
             for name in blocks:
-                weights = result.records[name].temporal.weights            # (B, H, W, T, T)
-                parts.append(weights.float().mean(dim=(1, 2)).flatten(1))    # (B, T·T)
+                weights = result.records[name].temporal.weights                 # (B·V, H, W, T', T')
+                parts.append(per_clip(weights.float().mean(dim=(1, 2)).flatten(1)))   # (B, T'·T')
         return torch.cat(parts, dim=1)
 
     def split(self, rows: np.ndarray) -> dict[tuple[int, str], np.ndarray]:
@@ -281,7 +299,7 @@ def _run_groups(checkpoints, groups, class_names, request, env, progress) -> tup
     outputs, labels, done = {}, None, 0
     for group, count in zip(groups, mine):
         stack = ClipRows([checkpoints[i].model for i in group.indices], group.indices,
-                         [len(checkpoints[i].config.class_names) for i in group.indices], group.spec.num_frames)
+                         [len(checkpoints[i].config.class_names) for i in group.indices], group.spec.average_views)
         rows, group_labels, _ = predict_logits(
             stack, group.dataset, env, request.batch_size, progress=_counting(progress, done, sum(mine)),
         )

@@ -61,17 +61,18 @@ def predict_logits(
     Under a process group, rank r computes batches r, r+N, ...; results are gathered.
     """
     model.eval()
+    average = getattr(getattr(dataset, "spec", None), "average_views", "prob")
     mine = batch_indices(len(dataset), batch_size)[env.rank::env.world_size]
     rows: list[tuple[list[int], np.ndarray, np.ndarray, np.ndarray | None]] = []
     iterator = progress(mine) if progress else mine
     for batch in iterator:
         items = [dataset[i] for i in batch]
-        clips = torch.stack([clip for clip, _ in items]).to(env.device)   # (B, 3, T, H, W)
+        clips = torch.stack([clip for clip, _ in items]).to(env.device)   # (B, 3, T, H, W) or (B, V, 3, T, H, W)
         labels = np.array([label for _, label in items], dtype=np.int64)
-        logits = model(clips).float().cpu().numpy()
+        logits = run_views(model, clips, average).float().cpu().numpy()
         rev = None
         if with_reversed:
-            rev = model(clips.flip(dims=(2,))).float().cpu().numpy()        # T reversed
+            rev = run_views(model, clips.flip(dims=(-3,)), average).float().cpu().numpy()   # T reversed
         rows.append((batch, logits, labels, rev))
     gathered = [row for part in all_gather_objects(env, rows) for row in part]
     gathered.sort(key=lambda row: row[0][0])
@@ -83,6 +84,26 @@ def predict_logits(
     order = np.concatenate([r[0] for r in gathered])
     assert np.array_equal(order, np.arange(len(dataset))), "gathered batches do not cover the dataset once"
     return logits, labels, reversed_logits
+
+
+def average_views(view_logits: torch.Tensor, how: str) -> torch.Tensor:
+    """(..., V, K) -> (..., K), as MMAction2's `average_clips`: "score" the mean logit; "prob" the mean
+    softmax, returned as its log, so that a softmax (or an argmax) of the result is the source's."""
+    if how == "score":
+        return view_logits.mean(dim=-2)
+    return view_logits.float().softmax(dim=-1).mean(dim=-2).log()
+
+
+def run_views(model: nn.Module, clips: torch.Tensor, how: str) -> torch.Tensor:
+    """A model's logits for (B, 3, T, H, W), or for (B, V, 3, T, H, W) test views averaged as `how` says.
+
+    A model with `takes_views` (compare's ClipRows) is handed the views itself.
+    """
+    if clips.dim() == 5 or getattr(model, "takes_views", False):
+        return model(clips)
+    batch, views = clips.shape[:2]
+    flat = model(clips.flatten(0, 1))                                  # (B·V, K)
+    return average_views(flat.unflatten(0, (batch, views)), how)       # (B, V, K) -> (B, K)
 
 
 # ---------------------------------------------------------------- metrics
@@ -156,7 +177,7 @@ def dataset_for(checkpoint, data: str | Path, split: str, decoder: str):
     from .data.ssv2 import SSv2Dataset
 
     spec = checkpoint.config.clip_spec()
-    dataset = SSv2Dataset(data, split, spec, train=False, decoder=decoder)
+    dataset = SSv2Dataset(data, split, spec, train=False, decoder=decoder, views=True)
     if dataset.class_names != checkpoint.config.class_names:
         unknown = sorted(set(dataset.class_names) - set(checkpoint.config.class_names))
         if unknown:
@@ -247,30 +268,48 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- the predict command
 
 
-def predict_video(checkpoint, video: str | Path, topk: int = 5, decoder: str = "auto") -> dict:
-    """Top-k classes of one video, read as the checkpoint's config says (untrusted: probed first)."""
+VIEWS_PER_FORWARD = 4    # test views per forward pass: 30 I3D views at 256² at once would take GBs
+
+
+def predict_video(checkpoint, video: str | Path, topk: int = 5, decoder: str = "auto",
+                  with_logits: bool = False) -> dict:
+    """Top-k classes of one video, read as the checkpoint's config says (untrusted: probed first).
+
+    Every test view of the config (num_clips, twice_sample, ThreeCrop) is run and their logits
+    averaged as its `average_views` says; "views" gives each view's frames and top class, and
+    with_logits every view's logits and the averaged scores (MMAction2's pred_score).
+    """
     from .video import read_clip
 
     spec = checkpoint.config.clip_spec()
-    clip = read_clip(video, spec, train=False, decoder=decoder, untrusted=True)
+    clip = read_clip(video, spec, train=False, decoder=decoder, untrusted=True, all_views=True)
     device = next(checkpoint.model.parameters()).device
     with torch.inference_mode():
-        logits = checkpoint.model.eval()(clip.tensor.unsqueeze(0).to(device))[0].float().cpu()
-    probs = logits.softmax(dim=0)
-    k = min(topk, probs.numel())
-    values, indices = probs.topk(k)
+        view_logits = torch.cat([checkpoint.model.eval()(chunk.to(device)).float().cpu()
+                                 for chunk in clip.views.split(VIEWS_PER_FORWARD)])      # (V, K)
+    averaged = average_views(view_logits, spec.average_views)
+    probs = averaged.softmax(dim=0)
+    values, indices = probs.topk(min(topk, probs.numel()))
     names = checkpoint.config.class_names
-    return {
+    result = {
         "video": str(video),
         "checkpoint": str(checkpoint.path),
         "frame_indices": clip.frame_indices,
         "num_decoded_frames": clip.num_decoded_frames,
         "notice": clip.notice,
+        "average_views": spec.average_views,
+        "views": [{"name": name, "frame_indices": frames, "top1": names[int(row.argmax())]}
+                  for name, frames, row in zip(clip.view_names, clip.view_frame_indices, view_logits)],
         "predictions": [
-            {"rank": r + 1, "class": names[i], "index": int(i), "probability": float(p), "logit": float(logits[i])}
+            {"rank": r + 1, "class": names[i], "index": int(i), "probability": float(p),
+             "logit": float(view_logits[:, i].mean())}
             for r, (p, i) in enumerate(zip(values.tolist(), indices.tolist()))
         ],
     }
+    if with_logits:
+        result["view_logits"] = view_logits.tolist()
+        result["scores"] = (averaged if spec.average_views == "score" else probs).tolist()
+    return result
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -279,7 +318,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     try:
         device = pick_device(args.device)
         checkpoint = load_checkpoint(args.checkpoint, device=device)
-        result = predict_video(checkpoint, args.video, args.topk, args.decoder)
+        result = predict_video(checkpoint, args.video, args.topk, args.decoder, args.logits)
     except (DeviceError, CheckpointError, VideoError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -288,6 +327,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     else:
         if result["notice"]:
             print(f"note: {result['notice']}")
+        if len(result["views"]) > 1:
+            print(f"{len(result['views'])} test views, averaged as the source does ({result['average_views']}):")
+            for view in result["views"]:
+                print(f"    {view['name']:<24} frames {view['frame_indices'][0]}–{view['frame_indices'][-1]}"
+                      f"  top-1 {view['top1']}")
         for row in result["predictions"]:
             print(f"{row['rank']:>2}. {100 * row['probability']:6.2f}%  {row['class']}")
     return 0
@@ -390,6 +434,8 @@ def register(subparsers) -> None:
     pr.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     pr.add_argument("--decoder", default="auto", choices=("auto", "decord", "pyav"))
     pr.add_argument("--json", action="store_true")
+    pr.add_argument("--logits", action="store_true",
+                    help="with --json: every test view's logits and the averaged scores (MMAction2's pred_score)")
     pr.set_defaults(func=cmd_predict)
 
     mc = subparsers.add_parser("model-card", help="the model-card table of checkpoints, from their configs")

@@ -15,6 +15,9 @@ Fractions let one
 query serve models with different input sizes and blocks with different
 feature grids: on a block with grid (H, W) the query cell is
 (⌊fy·H⌋, ⌊fx·W⌋), i.e. y = Y·H / input_size for a pixel row Y of the crop.
+One point of the scene serves models with different resizes and crops
+(`scene_point` / `crop_point` through each clip's `crop_box`) and different
+samplings (`frame_for` through each clip's frame indices).
 """
 from __future__ import annotations
 
@@ -56,6 +59,49 @@ def step_of(record, frame: int) -> int:
         if start <= frame < stop:
             return step
     return 0 if frame < spans[0][0] else len(spans) - 1
+
+
+def frame_for(video_frame: int, frame_indices) -> int:
+    """The frame of a clip (sampled at `frame_indices` of the video) nearest the video's frame `video_frame`.
+
+    Models that sample a video differently (8 TSN segments, 32 dense frames from
+    the middle) are queried at the same moment; ties go to the earlier frame,
+    and a moment outside the clip reads at its first or last frame.
+    """
+    distances = [abs(int(index) - video_frame) for index in frame_indices]
+    return distances.index(min(distances))
+
+
+# --------------------------------------------------------------------------- space: one point of the scene
+
+
+def scene_point(fy: float, fx: float, crop_box) -> tuple[float, float]:
+    """A point given as fractions of a model's crop -> fractions of the whole frame.
+
+    crop_box (top, left, bottom, right) is the crop as fractions of the whole
+    (rotated) frame (`Clip.crop_box`): resize and crop in one.
+    """
+    top, left, bottom, right = crop_box
+    return top + fy * (bottom - top), left + fx * (right - left)
+
+
+def crop_point(sy: float, sx: float, crop_box) -> tuple[float, float, bool]:
+    """Fractions of the whole frame -> (fy, fx) of a model's crop, and whether the point lies inside it.
+
+    A point outside the crop (a wider model's border) reads at the nearest edge of this crop.
+    """
+    top, left, bottom, right = crop_box
+    fy, fx = (sy - top) / (bottom - top), (sx - left) / (right - left)
+    inside = 0.0 <= fy < 1.0 and 0.0 <= fx < 1.0
+    limit = 1.0 - 1e-9
+    return min(max(fy, 0.0), limit), min(max(fx, 0.0), limit), inside
+
+
+def box_in_crop(box, crop_box) -> tuple[float, float, float, float]:
+    """Another model's crop `box` (fractions of the whole frame) as fractions of `crop_box`; may pass 0 and 1."""
+    top, left, bottom, right = crop_box
+    height, width = bottom - top, right - left
+    return ((box[0] - top) / height, (box[1] - left) / width, (box[2] - top) / height, (box[3] - left) / width)
 
 
 def pathway(block: str) -> str | None:

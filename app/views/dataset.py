@@ -8,6 +8,7 @@ from app.settings import load_settings
 from gta_core.comparison import CompareRequest
 from gta_core.disagreement import only_right
 from gta_core.figures import class_matrices_figure, confusion_figure, matrix_figure, per_class_figure
+from gta_core.views import pathway
 
 AUTO_RUN_CLIPS = 200        # larger splits wait for a button (3 demo checkpoints: ~10 clips/s on 2 CPU cores)
 FILTERS = ("only B right", "only A right", "both wrong", "all clips")
@@ -159,8 +160,9 @@ def temporal_statistics(report: dict) -> None:
             label = ui.remember("dataset_stats", st.selectbox(
                 "TA / TAPE block", options, index=ui.kept_index("dataset_stats", options), key="dataset_stats"))
             s = learned[label]
-            ui.chart(class_matrices_figure(s["per_class"], f"{label} ({s['kind']}): mean over each class's clips"),
-                     key="dataset_class_matrices")
+            three_d = pathway(label.split(" · ")[-1]) is not None     # SlowFast: T' time steps of α frames
+            ui.chart(class_matrices_figure(s["per_class"], f"{label} ({s['kind']}): mean over each class's clips",
+                                           steps=three_d), key="dataset_class_matrices")
             low, high = min(s["clips"].values()), max(s["clips"].values())
             st.caption(f"Clips differ from their class mean by {100 * s['within_class_spread']:.0f}% and class means "
                        f"from their average by {100 * s['between_class_spread']:.0f}% (relative Frobenius norm; "

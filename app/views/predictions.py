@@ -35,5 +35,11 @@ for index, (column, result) in enumerate(ui.model_columns(ctx.results)):
             f"{result.seconds * 1000:.0f} ms on {result.device} ({result.precision}) · decoder {result.decoder} · "
             f"sampled frames {list(result.frame_indices)}"
         )
+        views = result.config.clip_spec().num_views
+        if views > 1:
+            st.caption(
+                f"Its source tests {views} views (clips × crops) and averages them; shown here is one, the middle "
+                "clip's centre crop. `python -m gta_core predict` runs all of them and reports each."
+            )
         per_row = 4 if result.frames.shape[0] <= 8 else 8    # a 64-frame SlowFast clip: 8 rows, not 16
         ui.chart(frame_strip_figure(result.frames, list(result.frame_indices), per_row=per_row), key=f"strip_{index}")

@@ -3,7 +3,7 @@ import streamlit as st
 
 from app import ui
 from gta_core.figures import picker_figure, spacetime_figure, spatial_figure, temporal_weights_figure
-from gta_core.views import query_view
+from gta_core.views import box_in_crop, query_view
 
 ctx = ui.page_context(
     "Query point",
@@ -15,11 +15,14 @@ shown = ui.shown_results(ctx, "query_models")
 per_row = 8 if len(shown) == 1 else 4       # one model alone: every frame in one full-width row
 picker_column, info_column = st.columns([1, 2])
 with picker_column:
-    longest = max(ctx.results, key=lambda r: r.frames.shape[0])    # the clip the frame slider runs over
+    longest = ui.reference_result(ctx.results)     # the clip the frame slider runs over, the crop it shows
     frame = longest.frames[query.t]
     st.session_state["picker_size"] = frame.shape[0]
+    # Models that crop another part of the scene (another resize, crop size or aspect): their crops, outlined.
+    boxes = [(r.name, box_in_crop(r.crop_box, longest.crop_box)) for r in ctx.results
+             if tuple(round(v, 4) for v in r.crop_box) != tuple(round(v, 4) for v in longest.crop_box)]
     st.plotly_chart(
-        picker_figure(frame, query.fy, query.fx), key="picker", on_select=ui.on_pick,
+        picker_figure(frame, query.fy, query.fx, boxes=boxes), key="picker", on_select=ui.on_pick,
         selection_mode="points", config={"displaylogo": False},
     )
 with info_column:
@@ -28,13 +31,16 @@ with info_column:
         f"y = {int(query.fy * 100)}%, x = {int(query.fx * 100)}% of the frame (red cross, as in the sidebar)."
     )
     st.caption(
-        f"The clicked frame is {longest.name}'s crop; every model maps the same relative position, and a model "
-        "with fewer frames or time steps the same moment of the video."
+        f"The clicked frame is {longest.name}'s crop; every model reads the same point of the scene through its "
+        "own resize and crop (dashed: crops that differ), and the same moment of the video through its own "
+        "frame sampling."
     )
 
 for index, result, record in ui.block_columns(ctx, shown):
     time = ui.timeline(result, record, query)
-    view = query_view(record, time.frame, query.fy, query.fx)
+    view = query_view(record, time.frame, time.fy, time.fx)
+    if not time.inside:
+        st.caption(":orange[The query point lies outside this model's crop: it is read at the crop's nearest edge.]")
     st.caption(
         f"{view.kind} · {record.name}, {view.step_label} · query cell {view.cell} on the "
         f"{view.grid[0]}×{view.grid[1]} feature grid"
@@ -44,14 +50,14 @@ for index, result, record in ui.block_columns(ctx, shown):
     if view.spacetime is not None:
         ui.chart(
             spacetime_figure(
-                time.images, view.spacetime, step, query.fy, query.fx, per_row, view.key_extents, time.names
+                time.images, view.spacetime, step, time.fy, time.fx, per_row, view.key_extents, time.names
             ),
             key=f"nl_{index}",
         )
     if view.spatial is not None:
         ui.chart(
             spatial_figure(
-                time.images[step], view.spatial, query.fy, query.fx, f"spatial, {view.step_label}", view.key_extents
+                time.images[step], view.spatial, time.fy, time.fx, f"spatial, {view.step_label}", view.key_extents
             ),
             key=f"spatial_{index}",
         )

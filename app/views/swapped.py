@@ -15,11 +15,11 @@ st.markdown(f"Query: block **{query.block}**, frame **t = {query.t}**, y = {int(
 for index, result, record in ui.block_columns(ctx):
     time = ui.timeline(result, record, query)
     if record.kind == "nl":
-        view = query_view(record, time.frame, query.fy, query.fx)
+        view = query_view(record, time.frame, time.fy, time.fx)
         st.caption(view.step_label)
         ui.chart(
             spacetime_figure(
-                time.images, view.spacetime, view.step, query.fy, query.fx, 4, view.key_extents, time.names
+                time.images, view.spacetime, view.step, time.fy, time.fx, 4, view.key_extents, time.names
             ),
             key=f"swap_nl_{index}",
         )
@@ -27,8 +27,8 @@ for index, result, record in ui.block_columns(ctx):
     if result.swapped is None or record.name not in result.swapped.records:
         st.info("Swapping needs a DNL block (SA followed by TA, each with its own projections).")
         continue
-    original = query_view(record, time.frame, query.fy, query.fx)
-    swapped = query_view(result.swapped.records[record.name], time.frame, query.fy, query.fx)
+    original = query_view(record, time.frame, time.fy, time.fx)
+    swapped = query_view(result.swapped.records[record.name], time.frame, time.fy, time.fx)
     if original.spatial is None or original.temporal is None:
         st.info("Swapping needs a DNL block (SA followed by TA).")
         continue
@@ -36,7 +36,7 @@ for index, result, record in ui.block_columns(ctx):
     ui.chart(
         swapped_figure(
             time.images[original.step], (original.spatial, original.temporal), (swapped.spatial, swapped.temporal),
-            original.step, query.fy, query.fx, original.key_extents, time.names,
+            original.step, time.fy, time.fx, original.key_extents, time.names,
         ),
         key=f"swapped_{index}",
     )

@@ -63,6 +63,7 @@ class SSv2Dataset(Dataset):
         limits: VideoLimits = VideoLimits(),
         decoder: str = "auto",
         seed: int = 0,
+        views: bool = False,
     ) -> None:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -74,6 +75,8 @@ class SSv2Dataset(Dataset):
         self.decoder = decoder
         self.seed = seed
         self.epoch = 0
+        # Test-time views (spec.num_views > 1): items are (V, 3, T, H, W); evaluate averages their logits.
+        self.views = views and not self.train and spec.num_views > 1
 
         labels = json.loads(_first_existing(self.root, _LABEL_FILES).read_text())
         order = sorted(labels.items(), key=lambda kv: int(kv[1]))
@@ -109,5 +112,6 @@ class SSv2Dataset(Dataset):
     def __getitem__(self, i: int):
         path, label, _ = self.samples[i]
         rng = np.random.default_rng([self.seed, i, self.epoch]) if self.train else None
-        clip = read_clip(path, self.spec, train=self.train, rng=rng, limits=self.limits, decoder=self.decoder)
-        return clip.tensor, label
+        clip = read_clip(path, self.spec, train=self.train, rng=rng, limits=self.limits, decoder=self.decoder,
+                         all_views=self.views)
+        return (clip.views if self.views else clip.tensor), label

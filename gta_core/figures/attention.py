@@ -258,11 +258,14 @@ def topk_figure(entries: list[tuple[int, str, float]], truth: str | None = None)
 # --------------------------------------------------------------------------- query point
 
 
-def picker_figure(frame: np.ndarray, fy: float, fx: float, steps: int = 28) -> go.Figure:
+def picker_figure(frame: np.ndarray, fy: float, fx: float, steps: int = 28,
+                  boxes: list[tuple[str, tuple[float, float, float, float]]] = ()) -> go.Figure:
     """The query frame with a grid of clickable points; clicking one picks (fy, fx).
 
     The points sit at the centres of a steps×steps grid over the frame (pixel
-    coordinates); the current query is a red cross.
+    coordinates); the current query is a red cross. boxes: other models' crops
+    (name, (top, left, bottom, right) as fractions of this frame), drawn as
+    dashed outlines (gta_core.views.box_in_crop).
     """
     size = frame.shape[:2]
     centres = (np.arange(steps) + 0.5) / steps
@@ -275,6 +278,17 @@ def picker_figure(frame: np.ndarray, fy: float, fx: float, steps: int = 28) -> g
     }
     data = [_image_trace(frame, 0, "query frame"), picker, _query_marker(fy, fx, size, 0)]
     layout = _grid_layout(1, 1)
+    layout["shapes"] = [
+        {"type": "rect", "xref": "x", "yref": "y", "x0": left * size[1] - 0.5, "x1": right * size[1] - 0.5,
+         "y0": top * size[0] - 0.5, "y1": bottom * size[0] - 0.5, "line": {"color": "#ffd400", "dash": "dash"},
+         "name": name}
+        for name, (top, left, bottom, right) in boxes
+    ]
+    layout["annotations"] = [
+        {"x": max(0.0, left) * size[1], "y": max(0.0, top) * size[0], "xref": "x", "yref": "y", "text": name,
+         "showarrow": False, "xanchor": "left", "yanchor": "top", "font": {"color": "#ffd400", "size": 10}}
+        for name, (top, left, _, _) in boxes
+    ]
     layout["dragmode"] = False
     layout["margin"] = {"l": 0, "r": 0, "t": 0, "b": 0}
     return _figure(data, layout, 300)

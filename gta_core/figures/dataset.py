@@ -103,8 +103,12 @@ def confusion_figure(
     return _figure(data, layout, 140 + 26 * count)
 
 
-def class_matrices_figure(per_class: dict[str, np.ndarray], title: str = "", per_row: int = 5) -> go.Figure:
-    """One (T, T) matrix per class in a grid, on one colour scale (min to max over all classes)."""
+def class_matrices_figure(per_class: dict[str, np.ndarray], title: str = "", per_row: int = 5,
+                          steps: bool = False) -> go.Figure:
+    """One (T, T) matrix per class in a grid, on one colour scale (min to max over all classes).
+
+    steps: the block's time steps are not frames (a 3D block, e.g. SlowFast's Slow pathway): axes say "step".
+    """
     names = list(per_class)
     matrices = [np.asarray(per_class[n], dtype=np.float32) for n in names]
     rows, cols = -(-len(names) // per_row), min(per_row, len(names))
@@ -114,8 +118,9 @@ def class_matrices_figure(per_class: dict[str, np.ndarray], title: str = "", per
     layout = _grid_layout(rows, cols, titles, h_gap=0.04, v_gap=0.5 / rows, title_room=0.06 / rows)
     data = [_matrix_trace(m, i, MATRIX_SCALE, low, high, names[i], i == 0) for i, m in enumerate(matrices)]
     for index in range(len(names)):
-        _frame_axes(layout, index, matrices[index].shape[-1], x_title=index // cols == rows - 1,
-                    y_title=index % cols == 0, short=True)
+        size = matrices[index].shape[-1]
+        _frame_axes(layout, index, size, x_title=index // cols == rows - 1, y_title=index % cols == 0, short=True,
+                    step_names=[str(step) for step in range(size)] if steps else None)
     layout["margin"] = {"l": 52, "r": 4, "t": 48 if title else 24, "b": 44}
     if title:
         layout["title"] = {"text": title, "font": FONT}

@@ -1,6 +1,7 @@
 """Importers: public checkpoints of other codebases -> GTA Lens checkpoint folders.
 
     python -m gta_core import mmaction2 SRC.pth --out DIR [--frames T] [--labels FILE] [--name NAME] [--force]
+        [--sampling dense --clip-len 32 --frame-interval 2 --num-clips 10 --crop three --crop-size 256]
     python -m gta_core import tsm SRC.pth --out DIR ...
 
 One module per foreign format says how its keys become the canonical
@@ -27,6 +28,7 @@ from ..models import VideoNet, VideoNetConfig
 from ..models.video_net import FRAMES_PER_STEP
 from . import mmaction2, tsm
 from .mapping import MappingError, fill, rename
+from .pipeline import read_pipeline
 from .resnet import CANONICAL_TO_OURS
 from .resnet3d import read_layout
 from .safe_load import DEFAULT_MEMORY_CAP, SourceError, read_source
@@ -74,10 +76,17 @@ def _clip_length(fields: dict, frames: int | None, trained_frames: int | None, w
 
 
 def convert(
-    format_name: str, source: Path, frames: int | None = None, memory_cap: int | None = None
+    format_name: str,
+    source: Path,
+    frames: int | None = None,
+    overrides: dict | None = None,
+    memory_cap: int | None = None,
 ) -> tuple[VideoNet, dict]:
     """Read `source` (the reader's address space capped at `memory_cap` bytes, default 4 GiB),
-    build our model with its weights; returns (model, facts for the config)."""
+    build our model with its weights; returns (model, facts for the config).
+
+    overrides: ClipSpec fields from the command line (sampling, frame_interval, num_clips, ...).
+    """
     fmt = FORMATS[format_name]
     what = f"{source.name} ({format_name})"
     tensors, info = read_source(source, memory_cap=memory_cap)
@@ -88,7 +97,10 @@ def convert(
     fields.update(extra_fields)
     if "num_classes" not in fields:
         raise MappingError(f"{what}: no classifier found (expected the format's head weights)")
-    trained_frames = fmt.training_frames(info, source.name, fields.get("backbone", "r2d"))
+    backbone = fields.get("backbone", "r2d")
+    pipeline, pipeline_notes = read_pipeline(fmt.config_text(info), source.name, backbone, overrides or {},
+                                             fmt.RESIZE)
+    trained_frames = pipeline.pop("num_frames", None) or fmt.training_frames(info, source.name, backbone)
     fields["num_frames"] = _clip_length(fields, frames, trained_frames, what)
     model = VideoNet(VideoNetConfig(**fields))
     state = fill(model.state_dict(), rename(canonical, to_ours, what), what)
@@ -100,7 +112,8 @@ def convert(
         "reader": info.get("reader"),
         "preprocessing": preprocessing,
         "num_source_tensors": len(tensors),
-        "assumed": assumed,
+        "assumed": {**assumed, "pipeline": pipeline_notes},
+        "pipeline": pipeline,
     }
     return model.eval(), facts
 
@@ -114,9 +127,13 @@ def import_checkpoint(
     name: str | None = None,
     force: bool = False,
     command: str = "",
+    overrides: dict | None = None,
     memory_cap: int | None = None,
 ) -> Path:
-    """Convert `source` into the checkpoint folder `out`; nothing is written unless all of it works."""
+    """Convert `source` into the checkpoint folder `out`; nothing is written unless all of it works.
+
+    overrides: ClipSpec fields given on the command line; they win over the source's config and name.
+    """
     source, out = Path(source), Path(out)
     if format_name not in FORMATS:
         raise ImportFailure(f"unknown format {format_name!r}; choose one of {', '.join(FORMATS)}")
@@ -124,17 +141,23 @@ def import_checkpoint(
         raise ImportFailure(f"{out} already exists; pass --force to replace it")
     if frames is not None and not 1 <= frames <= 256:
         raise ImportFailure(f"--frames must be in [1, 256], got {frames}")
-    model, facts = convert(format_name, source, frames, memory_cap)
+    model, facts = convert(format_name, source, frames, overrides, memory_cap)
     num_classes = model.config.num_classes
+    pipeline = facts["pipeline"]
+    # The weights' own preprocessor buffers first, then the config text's, then ImageNet's.
+    mean = facts["preprocessing"].get("mean", pipeline.pop("mean", IMAGENET_MEAN))
+    std = facts["preprocessing"].get("std", pipeline.pop("std", IMAGENET_STD))
+    pipeline.pop("mean", None), pipeline.pop("std", None)
+    if pipeline.get("channel_order") == "bgr" and "mean" in facts["preprocessing"]:
+        mean, std = mean[::-1], std[::-1]      # the buffers are in the network's (BGR) order; ours are RGB
     class_names = read_labels(labels, num_classes) if labels else [f"class_{i}" for i in range(num_classes)]
     config = CheckpointConfig(
         architecture=model.config.to_dict(),
         class_names=class_names,
         model_name=name or facts["display_name"],
-        input_size=224,
-        resize_shorter=256,
-        mean=facts["preprocessing"].get("mean", IMAGENET_MEAN),
-        std=facts["preprocessing"].get("std", IMAGENET_STD),
+        mean=mean,
+        std=std,
+        **pipeline,
         dataset={"name": facts["dataset"] or "unknown", "labels_file": Path(labels).name if labels else None},
         provenance={
             "imported": True,
@@ -192,12 +215,24 @@ def load_imagenet_backbone(model: VideoNet, source: str | Path) -> dict:
 IMPORT_ERRORS = (SourceError, MappingError, ImportFailure, CheckpointError, ValueError)
 
 
+# Command-line overrides of the source's test pipeline: flag -> ClipSpec field.
+PIPELINE_FLAGS = {"--sampling": "sampling", "--frame-interval": "frame_interval", "--num-clips": "num_clips",
+                  "--twice-sample": "twice_sample", "--crop": "crop", "--crop-size": "input_size",
+                  "--resize-shorter": "resize_shorter", "--channel-order": "channel_order"}
+
+
+def _overrides(args: argparse.Namespace) -> dict:
+    return {field: getattr(args, field) for field in PIPELINE_FLAGS.values() if getattr(args, field, None) is not None}
+
+
 def _command(args: argparse.Namespace) -> str:
     """The import command from the parsed arguments (also right when called in-process)."""
     words = ["python", "-m", "gta_core", "import", args.format, args.source, "--out", args.out]
-    for flag, value in (("--frames", args.frames), ("--labels", args.labels), ("--name", args.name)):
+    flags = {"--frames": args.frames, "--labels": args.labels, "--name": args.name,
+             **{flag: getattr(args, field, None) for flag, field in PIPELINE_FLAGS.items()}}
+    for flag, value in flags.items():
         if value is not None:
-            words += [flag, str(value)]
+            words += [flag, str(value).lower() if isinstance(value, bool) else str(value)]
     return shlex.join(words + (["--force"] if args.force else []))
 
 
@@ -212,6 +247,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     try:
         folder = import_checkpoint(
             args.format, args.source, args.out, args.frames, args.labels, args.name, args.force, command,
+            overrides=_overrides(args),
             memory_cap=_memory_cap(getattr(args, "max_memory", None)),
         )
     except IMPORT_ERRORS as error:
@@ -230,8 +266,21 @@ def register(subparsers) -> None:
     p.add_argument("format", choices=sorted(FORMATS), help="source layout")
     p.add_argument("source", help="the .pth/.pt file")
     p.add_argument("--out", required=True, help="checkpoint folder to write")
-    p.add_argument("--frames", type=int,
-                   help="clip length T (default: the source's training setting, else 8 for 2-D, 32 for I3D)")
+    p.add_argument("--frames", "--clip-len", dest="frames", type=int,
+                   help="clip length T: TSN segments or dense clip_len (default: the source's config or file "
+                        "name, else 8 for 2-D, 32 for I3D)")
+    pipe = p.add_argument_group("test pipeline (default: the source's config text, else its file name; "
+                                "docs/importing-pipelines.md)")
+    pipe.add_argument("--sampling", choices=("tsn", "dense"), help="TSN segments or dense clips")
+    pipe.add_argument("--frame-interval", dest="frame_interval", type=int, help="dense: gap between frames")
+    pipe.add_argument("--num-clips", dest="num_clips", type=int, help="dense: test-time clips per video")
+    pipe.add_argument("--twice-sample", dest="twice_sample", type=lambda v: v.lower() in ("1", "true", "yes"),
+                      metavar="{true,false}", help="test-time second view (TSM's twice_sample)")
+    pipe.add_argument("--crop", choices=("centre", "three"), help="one centre crop, or MMAction2's ThreeCrop")
+    pipe.add_argument("--crop-size", dest="input_size", type=int, help="crop side in pixels")
+    pipe.add_argument("--resize-shorter", dest="resize_shorter", type=int, help="shorter side before the crop")
+    pipe.add_argument("--channel-order", dest="channel_order", choices=("rgb", "bgr"),
+                      help="channel order the network reads")
     p.add_argument("--labels", help="class names, one per line (default class_0, class_1, ...)")
     p.add_argument("--name", help="display name (default e.g. 'MMAction2 TSM-R50-NL')")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")

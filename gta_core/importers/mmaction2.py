@@ -64,7 +64,12 @@ RESNET3D_DEFAULTS = {
 I3D_R50 = {**RESNET3D_DEFAULTS, "conv1_stride_t": "2", "pool1_stride_t": "2"}
 
 
-def _config_text(info: dict) -> str:
+# mmaction's Resize calls mmcv.imresize, bilinear unless the config says otherwise.
+RESIZE = ("bilinear", " (mmcv.imresize, MMAction2's Resize(scale=(-1, 256)))")
+
+
+def config_text(info: dict) -> str:
+    """The config MMAction2 (mmengine) saved in meta['cfg'] (0.x: meta['config']), or ''."""
     meta = info.get("meta") if isinstance(info.get("meta"), dict) else {}
     text = meta.get("cfg") or meta.get("config") or ""
     return text if isinstance(text, str) else ""
@@ -77,7 +82,7 @@ def settings(tensors: dict[str, torch.Tensor], info: dict, file_name: str, field
     `use_scale` defaults to False: MMAction2's TSM/I3D non-local configs set
     it so. The TSM shift is read off the keys (a `.net` inside `conv1.conv`).
     """
-    text = _config_text(info)
+    text = config_text(info)
     shift_div = re.search(r"shift_div\s*=\s*(\d+)", text)
     if shift_div and int(shift_div[1]) != 8:
         raise ValueError(f"TSM shift_div={shift_div[1]} is not supported (ours shifts 1/8 of the channels each way)")
@@ -169,7 +174,7 @@ def training_frames(info: dict, file_name: str, backbone: str = "r2d") -> int | 
     2-D (TSN/TSM): `num_segments=` or the last of `1x1x8`. 3-D: SampleFrames'
     `clip_len=` or the first of `32x2x1` (clip_len × frame_interval × num_clips).
     """
-    text = _config_text(info)
+    text = config_text(info)
     if backbone == "r2d":
         match = re.search(r"num_segments\s*=\s*(\d+)", text) or re.search(r"\d+x\d+x(\d+)", file_name)
     else:
@@ -178,7 +183,7 @@ def training_frames(info: dict, file_name: str, backbone: str = "r2d") -> int | 
 
 
 def dataset_name(info: dict, file_name: str) -> str:
-    text = (_config_text(info) + " " + file_name).lower()
+    text = (config_text(info) + " " + file_name).lower()
     for token, name in (("kinetics400", "Kinetics-400"), ("kinetics-400", "Kinetics-400"), ("sthv2", "Something-Something v2"),
                         ("sthv1", "Something-Something v1"), ("kinetics600", "Kinetics-600"), ("kinetics700", "Kinetics-700")):
         if token in text:

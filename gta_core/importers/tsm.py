@@ -48,6 +48,16 @@ def settings(tensors: dict[str, torch.Tensor], info: dict, file_name: str, field
     return {"tsm": any(re.search(r"\.conv1\.net\.weight$", k) for k in tensors), "nl_scale": False}, notes
 
 
+# ops/transforms.py GroupScale(256) resizes with PIL's bilinear, which antialiases when shrinking;
+# cv2 has no such filter, and INTER_AREA is the nearer of its two (pixels differ by a few levels).
+RESIZE = ("area", " (the TSM repository's GroupScale uses PIL's antialiased bilinear; cv2 INTER_AREA is nearest)")
+
+
+def config_text(info: dict) -> str:
+    """The repository's files carry no config: sampling comes from the file name."""
+    return ""
+
+
 def training_frames(info: dict, file_name: str, backbone: str = "r2d") -> int | None:
     """`segment8` in the published file names (TSM_kinetics_RGB_resnet50_shift8_blockres_avg_segment8_e50.pth)."""
     match = re.search(r"segment(\d+)", file_name)

@@ -52,11 +52,13 @@ def test_query_and_temporal_views_map_time_steps_to_frames(app_3d):
     at.slider(key="q_t").set_value(13).run()    # frame 13 of the 32-frame timeline
     assert_clean(at)
     text = captions(at)
-    # SlowFast: frame 13 is Slow step 3 (frames 12-15); I3D (16 frames): frame 6, step 0 (frames 0-7);
-    # the 8-frame R2D: frame 3 (the same moment of the video).
+    # SlowFast: frame 13 is Slow step 3 (frames 12-15), video frame 6 of the 16-frame file (32 TSN segments
+    # repeat each frame). Each model reads the same video frame through its own sampling: the I3D's dense
+    # 16×2 clip (0, 2, ..., 14, then round again) at its frame 3, step 0 (frames 0-7); the 8-frame R2D's
+    # TSN centres (1, 3, 5, 7, ...) at frame 2 (video frame 5; 5 and 7 are as near, the earlier wins).
     assert any("slow.res3.1, slow pathway, step 3 = frames 12–15" in c for c in text), text
     assert any("res3.1, step 0 = frames 0–7" in c for c in text), text
-    assert any("GTA · res3.1, frame 3" in c for c in text), text
+    assert any("GTA · res3.1, frame 2" in c for c in text), text
     shown = figures(at)
     sf_row = traces(shown["global_1"], "bar")[0]
     assert len(array(sf_row["y"])) == 8                      # M̂ rows over the 8 Slow steps

@@ -1,8 +1,12 @@
 """MMAction2's own models, built from the registry package, as the importers' oracle.
 
 The mmaction2 1.2.0 wheel lacks `mmaction.models.localizers.drn`; an empty
-module takes its place before importing (the DRN localizer is never used), and
-its multimodal models are switched off (they import timm, which we do not install).
+module takes its place before importing (the DRN localizer is never used).
+With transformers installed, mmaction turns on its multimodal models, which
+import timm (not installed); they are never used here, so the switch is off.
+Its data pipeline (`mmaction.datasets.transforms`) imports scipy for the pose
+transforms only; without scipy installed a stub stands in (`pipeline()`), and
+any use of it raises.
 """
 from __future__ import annotations
 
@@ -24,9 +28,41 @@ def _stub_missing_drn() -> None:
     sys.modules.setdefault(module.__name__, module)
 
 
+def _stub_missing_scipy() -> None:
+    import importlib.util
+
+    if "scipy" in sys.modules or importlib.util.find_spec("scipy") is not None:
+        return
+
+    def unavailable(*args, **kwargs):
+        raise RuntimeError("scipy is not installed; the stub only lets mmaction's pose transforms import")
+
+    scipy = types.ModuleType("scipy")
+    scipy.__version__ = "1.11.0"
+    stats = types.ModuleType("scipy.stats")
+    stats.mode = unavailable
+    scipy.stats = stats
+    sys.modules.setdefault("scipy", scipy)
+    sys.modules.setdefault("scipy.stats", stats)
+
+
+def pipeline(steps: list[dict]):
+    """MMAction2's own data pipeline (mmengine's Compose over its TRANSFORMS registry)."""
+    registry()
+    _stub_missing_scipy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import mmaction.datasets.transforms  # noqa: F401  (registers the transforms)
+        from mmengine.dataset import Compose
+    return Compose(steps)
+
+
 def registry():
     """MMAction2's MODELS registry, with the default scope set."""
     _stub_missing_drn()
+    import mmaction.utils.dependency as dependency
+
+    dependency.WITH_MULTIMODAL = False  # read by mmaction.models.multimodal when it is first imported
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         # With transformers installed MMAction2 also imports its multimodal models, which need timm
@@ -70,12 +106,12 @@ I3D_BACKBONE = dict(type="ResNet3d", pretrained2d=False, pretrained=None, depth=
 I3D_NL_POSITIONS = ((0, 0, 0), (0, 1, 0, 1), (0, 1, 0, 1, 0, 1), (0, 0, 0))
 
 
-def i3d_r50(num_classes: int, non_local: bool, **backbone_overrides):
-    """MMAction2's Recognizer3D with ResNet3d (i3d_r50.py) and I3DHead, random weights and BN statistics."""
+def i3d_r50_config(num_classes: int, non_local: bool, **backbone_overrides) -> dict:
+    """The `model` of MMAction2's I3D-R50(-NL) Kinetics-400 configs (i3d_r50.py, random init)."""
     backbone = {**I3D_BACKBONE, **backbone_overrides}
     if non_local:
         backbone.update(non_local=I3D_NL_POSITIONS, non_local_cfg=NL_CFG)
-    config = dict(
+    return dict(
         type="Recognizer3D",
         backbone=backbone,
         cls_head=dict(type="I3DHead", num_classes=num_classes, in_channels=32 * backbone.get("base_channels", 64),
@@ -84,6 +120,11 @@ def i3d_r50(num_classes: int, non_local: bool, **backbone_overrides):
         data_preprocessor=dict(type="ActionDataPreprocessor", mean=[123.675, 116.28, 103.53],
                                std=[58.395, 57.12, 57.375], format_shape="NCTHW"),
     )
+
+
+def i3d_r50(num_classes: int, non_local: bool, config: dict | None = None, **backbone_overrides):
+    """MMAction2's Recognizer3D with ResNet3d (i3d_r50.py) and I3DHead, random weights and BN statistics."""
+    config = config or i3d_r50_config(num_classes, non_local, **backbone_overrides)
     torch.manual_seed(0)          # ResNet3d's Kaiming init draws from the global generator
     model = _randomised(registry().build(config))
     # Statistics measured on a clip, then random around them (tests/helpers.py says why), NL γ included.
