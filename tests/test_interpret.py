@@ -251,7 +251,7 @@ def test_knocked_out_restores_the_model_after_an_error(clip):
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert not has_hooks(model)
-    with pytest.raises(ValueError, match="not a GTA block"):
+    with pytest.raises(ValueError, match="NL block has no head part"):
         with knocked_out(create_model("demo_r2d18_nl", num_classes=2), Component("res3.1", "head", 0, "pixel")):
             pass
 
