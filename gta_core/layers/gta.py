@@ -261,7 +261,9 @@ class GTABlock(AttentionBlock):
     ) -> None:
         super().__init__()
         self.spatial = SpatialAttention(channels, pool_keys=spatial_pool_keys, pool_first=spatial_pool_first)
-        self.temporal = GlobalTemporalAttention(
+        # GTA, not TA: DecoupledAttention's `.temporal` is TA; this one has its own name. Its weights keep
+        # the key "temporal.*" they always had, so shipped checkpoints load strictly (the two hooks below).
+        self.global_temporal = GlobalTemporalAttention(
             channels,
             num_steps,
             pixel=pixel,
@@ -271,19 +273,27 @@ class GTABlock(AttentionBlock):
             num_regions=num_regions,
         )
 
+        self._register_state_dict_hook(_save_under_old_key)
+        self._register_load_state_dict_pre_hook(_load_from_old_key)
+
+    @property
+    def temporal(self) -> GlobalTemporalAttention:
+        """The name GTA's weights are saved under ("temporal.*"); code says `global_temporal`."""
+        return self.global_temporal
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.temporal(self.spatial(x))
+        return self.global_temporal(self.spatial(x))
 
     def watch(self, recorder: Recorder) -> None:
         watch_part(self.spatial, recorder)
-        gta = self.temporal
+        gta = self.global_temporal
         if gta.region_assign is not None:
             recorder.watch_input(gta)
             recorder.watch_output(gta.regions)
             recorder.watch_output(gta.mixed_regions)
 
     def make_record(self, recorder: Recorder, name: str, batch: int, spans: FrameSpans, swapped: bool) -> GTARecord:
-        gta, steps = self.temporal, len(spans)
+        gta, steps = self.global_temporal, len(spans)
         regions = strength = None
         if gta.region_assign is not None:
             height, width = recorder.input_shapes[gta][-2:]
@@ -303,7 +313,7 @@ class GTABlock(AttentionBlock):
         )
 
     def learned_matrices(self) -> dict[str, torch.Tensor]:
-        gta = self.temporal
+        gta = self.global_temporal
         matrices = {"M̂_P": gta.pixel_matrix, "M̂_R": gta.region_matrix}
         return {label: GTARecord.mean_abs(_as_group_head(m)) for label, m in matrices.items() if m is not None}
 
@@ -311,7 +321,7 @@ class GTABlock(AttentionBlock):
     def _matrix(self, branch: str | None) -> torch.Tensor | None:
         if branch not in ("pixel", "region"):
             raise ValueError(f"branch must be 'pixel' or 'region', got {branch!r}")
-        return self.temporal.pixel_matrix if branch == "pixel" else self.temporal.region_matrix
+        return self.global_temporal.pixel_matrix if branch == "pixel" else self.global_temporal.region_matrix
 
     def knockout_parts(self) -> list[KnockoutPart]:
         parts: list[KnockoutPart] = [("spatial", None, None), ("temporal", None, None)]
@@ -323,14 +333,14 @@ class GTABlock(AttentionBlock):
             parts += [("head", k, branch) for k in range(_heads(matrix))]
             if matrix.dim() == 4:  # with CCMH, groups and heads are different axes
                 parts += [("group", g, branch) for g in range(matrix.shape[0])]
-        if self.temporal.region_assign is not None:
-            parts += [("region", k, None) for k in range(self.temporal.num_regions)]
+        if self.global_temporal.region_assign is not None:
+            parts += [("region", k, None) for k in range(self.global_temporal.num_regions)]
         return parts
 
     def knock_out(self, part: str, index: int | None, branch: str | None, undo: contextlib.ExitStack) -> None:
-        gta, label = self.temporal, f"{part} {'' if index is None else index}".strip()
-        if part in ("spatial", "temporal"):
-            bypass(getattr(self, part), undo)
+        gta, label = self.global_temporal, f"{part} {'' if index is None else index}".strip()
+        if part in ("spatial", "temporal"):            # "temporal": the GTA part, as TA's in DNL
+            bypass(self.spatial if part == "spatial" else self.global_temporal, undo)
         elif part in ("pixel", "region_branch"):
             out = gta.pixel_out if part == "pixel" else gta.region_out
             if out is None:
@@ -355,7 +365,7 @@ class GTABlock(AttentionBlock):
             super().knock_out(part, index, branch, undo)
 
     def _drop_region(self, index: int | None, undo: contextlib.ExitStack) -> None:
-        gta = self.temporal
+        gta = self.global_temporal
         if gta.region_assign is None:
             raise ValueError("this block has no Region GTA")
         if not 0 <= index < gta.num_regions:
@@ -369,6 +379,16 @@ class GTABlock(AttentionBlock):
             return (rearrange(output, "(b k) t c -> b k t c", k=regions) * mask).flatten(0, 1)
 
         undo.callback(gta.mixed_regions.register_forward_hook(drop_region).remove)
+
+
+def _save_under_old_key(module, state_dict, prefix, local_metadata) -> None:
+    for key in [k for k in state_dict if k.startswith(prefix + "global_temporal.")]:
+        state_dict[prefix + "temporal." + key[len(prefix + "global_temporal."):]] = state_dict.pop(key)
+
+
+def _load_from_old_key(state_dict, prefix, local_metadata, strict, missing, unexpected, errors) -> None:
+    for key in [k for k in state_dict if k.startswith(prefix + "temporal.")]:
+        state_dict[prefix + "global_temporal." + key[len(prefix + "temporal."):]] = state_dict.pop(key)
 
 
 register_block("gta", lambda config, c, steps: GTABlock(
