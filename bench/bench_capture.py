@@ -103,6 +103,9 @@ def main() -> None:
               f"{row.get('dense_mb', float('nan')):>10.1f}{row['query_ms']:>10.1f}", flush=True)
     out = ROOT / "bench" / "results" / "bench_capture.json"
     out.parent.mkdir(parents=True, exist_ok=True)
+    earlier = json.loads(out.read_text(encoding="utf-8")).get("rows", []) if out.is_file() else []
+    measured = {row["model"] for row in rows}     # one row per model: this run's replaces an earlier one
+    rows = [row for row in earlier if row["model"] not in measured] + rows
     out.write_text(json.dumps({"threads": args.threads, "repeats": args.repeats, "rows": rows}, indent=1), encoding="utf-8")
 
 

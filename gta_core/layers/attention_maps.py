@@ -31,7 +31,7 @@ FrameSpans = tuple[tuple[int, int], ...]
 KeySpans = tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]]
 
 
-def _cast(value, device, dtype):
+def cast_tensor(value, device, dtype):
     """A tensor moved (floating tensors also cast); anything else as it is."""
     if not isinstance(value, torch.Tensor):
         return value
@@ -84,8 +84,8 @@ class SoftmaxRows:
 
         The log-sum-exp stays float32 (one number per query): in float16 its rounding alone
         would move every weight of a row by up to 0.1 %."""
-        changes = {f.name: _cast(getattr(self, f.name), device, dtype) for f in dataclasses.fields(self) if f.name != "scale"}
-        changes["logsumexp"] = _cast(self.logsumexp, device, torch.float32)
+        changes = {f.name: cast_tensor(getattr(self, f.name), device, dtype) for f in dataclasses.fields(self) if f.name != "scale"}
+        changes["logsumexp"] = cast_tensor(self.logsumexp, device, torch.float32)
         return dataclasses.replace(self, **changes)
 
 
@@ -198,4 +198,4 @@ class TemporalMaps:
         yield self.pixel_mean
 
     def to(self, device=None, dtype=None) -> TemporalMaps:
-        return dataclasses.replace(self, rows=self.rows.to(device, dtype), pixel_mean=_cast(self.pixel_mean, device, dtype))
+        return dataclasses.replace(self, rows=self.rows.to(device, dtype), pixel_mean=cast_tensor(self.pixel_mean, device, dtype))

@@ -23,7 +23,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from .attention_maps import FrameSpans, Recorder, _cast
+from .attention_maps import FrameSpans, Recorder, cast_tensor
 
 # (part, index, branch) of a knockout; "block" (the whole block bypassed) is offered for every block.
 KnockoutPart = tuple[str, "int | None", "str | None"]
@@ -85,7 +85,7 @@ class BlockRecord:
         changes = {}
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            changes[field.name] = value.to(device, dtype) if hasattr(value, "tensors") else _cast(value, device, dtype)
+            changes[field.name] = value.to(device, dtype) if hasattr(value, "tensors") else cast_tensor(value, device, dtype)
         return dataclasses.replace(self, **changes)
 
 
