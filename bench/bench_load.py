@@ -16,7 +16,6 @@ one capture at a time), which no cache setting bounds: the report gives both.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import re
 import sys
 import tempfile
@@ -29,39 +28,13 @@ sys.path.insert(0, str(ROOT))
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
 from tests.app.fixtures import make_random_checkpoint, write_video  # noqa: E402
-from tests.app.test_browser import CHROMIUM, CHROMIUM_ARGS, _free_port, _wait_healthy  # noqa: E402
+from tests.app.test_browser import CHROMIUM, CHROMIUM_ARGS, serve_app  # noqa: E402
 
 
 def peak_rss_mb(pid: int) -> tuple[float, float]:
     """(current, peak) resident MB of a process, from /proc."""
     fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
     return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
-
-
-@contextlib.contextmanager
-def serve(checkpoints: Path, videos: Path, cache_mb: float):
-    import os
-    import subprocess
-
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GTA_LENS_")}
-    env.update(GTA_LENS_CHECKPOINTS=str(checkpoints), GTA_LENS_ASSETS=str(videos), OMP_NUM_THREADS="1")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.address", "127.0.0.1",
-         "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
-         "--", "--cache-mb", str(cache_mb)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, server, deadline_s=120)
-        yield url, server
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
 
 
 def wait_drawn(page, count: int, timeout_ms: int) -> list[str]:
@@ -89,7 +62,10 @@ def main() -> None:
               for i in range(args.sessions)]
     figures = 1 + len(names)                       # the query picker + one space-time row per NL model
     timeout_ms = int(args.timeout_s * 1000)
-    with serve(work / "checkpoints", work / "videos", args.cache_mb) as (url, server), sync_playwright() as pw:
+    settings = {"GTA_LENS_CHECKPOINTS": str(work / "checkpoints"), "GTA_LENS_ASSETS": str(work / "videos"),
+                "OMP_NUM_THREADS": "1"}
+    with serve_app(settings, ("--cache-mb", str(args.cache_mb)), deadline_s=120) as (url, server), \
+            sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         start = time.perf_counter()
         pages = []
