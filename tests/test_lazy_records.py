@@ -142,3 +142,19 @@ def test_lazy_nl_record_is_smaller_than_dense():
     assert lazy.nbytes() * 4 < dense.nbytes()
     record = lazy.records["slow.res3.1"]
     torch.testing.assert_close(record.row(9, 13, 17), dense.records["slow.res3.1"].row(9, 13, 17), atol=1e-6, rtol=1e-5)
+
+
+def test_both_log_sum_exp_kernels_equal_the_explicit_softmax():
+    """The CPU flash kernel (also on a permuted view, which it gets wrong unless made contiguous) and the
+    chunked fallback (other devices, dtypes, or inputs that need gradients) give softmax(q kᵀ·s) v and its lse."""
+    from gta_core.layers.common import _attention_with_logsumexp
+
+    g = torch.Generator().manual_seed(0)
+    q = torch.randn(3, 8, 50, generator=g).transpose(1, 2)              # (3, 50, 8), not contiguous
+    k, v = torch.randn(3, 20, 8, generator=g), torch.randn(3, 20, 8, generator=g)
+    scores = q @ k.transpose(1, 2) * 0.3
+    expected = (torch.softmax(scores, -1) @ v, torch.logsumexp(scores, -1))
+    for query in (q, q.detach().clone().requires_grad_()):                # flash kernel, then the chunked path
+        out, lse = _attention_with_logsumexp(query, k, v, 0.3)
+        torch.testing.assert_close(out.detach(), expected[0], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(lse.detach(), expected[1], atol=1e-5, rtol=1e-5)
