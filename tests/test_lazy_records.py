@@ -158,3 +158,12 @@ def test_both_log_sum_exp_kernels_equal_the_explicit_softmax():
         out, lse = _attention_with_logsumexp(query, k, v, 0.3)
         torch.testing.assert_close(out.detach(), expected[0], atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(lse.detach(), expected[1], atol=1e-5, rtol=1e-5)
+
+
+def test_a_column_from_the_log_sum_exp_equals_the_dense_column():
+    """Which queries look at key s: exp(q·k_s·scale − lse) per query, with no row formed."""
+    model, clip = r2d("nl")
+    captures = one_forward(model, clip)
+    lazy, dense = captures[False].records["res3.1"].rows, captures[True].records["res3.1"].rows
+    for n, s in ((0, 0), (1, 17), (1, lazy.key.shape[1] - 1)):
+        torch.testing.assert_close(lazy.column(n, s), dense.column(n, s), atol=1e-6, rtol=1e-5)
