@@ -1,9 +1,10 @@
 """Read-only views of a `Capture` for display: what the app draws, as numpy.
 
 The app (app/) never indexes attention tensors itself; it asks this module for
-the slice a figure needs. Everything here uses the public record API of
-`gta_core.records` and is cheap (indexing and small reductions), so that a
-query-point change costs milliseconds even when a capture holds tens of MB.
+the slice a figure needs. Everything here goes through the record's own methods
+(`layers.protocol.BlockRecord`: no list of block types here) and is cheap: a
+query forms one row from the lazy q, k (one (S, C') × (C',) product, under a
+millisecond for SlowFast-NL at 64×256²), the rest is indexing and small reductions.
 
 Coordinates. A query is (t, fy, fx): a frame index of the model's input clip
 and a position given as a fraction of the input crop's height and width, in
