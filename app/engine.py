@@ -1,13 +1,16 @@
 """Loading checkpoints, reading clips and running captures, cached.
 
 Caches (all shared by every session, all holding immutable values):
-- `load_model`: one model per (checkpoint folder, weights mtime, device), `st.cache_resource`.
+- `load_model`: one model per (checkpoint folder, weights mtime, device).
 - `run_model`: one `ModelResult` per (checkpoint, weights mtime, video content
-  digest, device, precision). It is a `st.cache_resource`, not `st.cache_data`,
-  on purpose: cache_data pickles and unpickles its value on every hit, and an
-  NL capture at 224² is tens of MB, which would blow the query-point budget.
+  digest, device, precision, records dtype). Its records are lazy (q, k and
+  the softmax statistics; a Query point row is computed on demand), kept on
+  the CPU as `--records-dtype`, so a new query never reruns the model.
   A result is never mutated after it is made, and its key contains the video's
   content digest, so sharing it between sessions leaks nothing.
+  Both live in one byte budget shared by every session (`memory_cache`, an LRU
+  by size, `--cache-mb`), not in st.cache_resource: its max_entries counts
+  values, not bytes, and cache_data would pickle tens of MB on every hit.
 - `read_video`: one decoded clip per (video content digest, clip spec), shared by models with the same spec.
 - `_probe`: the child-process probe's verdict per content digest.
 Model runs are serialised by one lock (`model_lock`): the GPU (or the 2 CPU
@@ -40,15 +43,17 @@ from gta_core.checkpoint import read_config
 from gta_core.hashing import file_sha256
 from gta_core.matrices import COMPARISON_FILE, initial_block_matrices, read_comparison, reproducible_seed
 from gta_core.video import ClipSpec, VideoError, VideoLimits, probe_video, read_clip
-from gta_core.views import probabilities, to_cpu_float32
+from gta_core.records import RECORD_DTYPES
+from gta_core.views import probabilities
 
+from .memory import ByteLRU, default_budget, tensor_bytes
 from .settings import UPLOAD_LIMIT_BYTES, list_videos
 
 INFERENCE_CALLS: collections.Counter = collections.Counter()
 UPLOAD_FOLDER_LIMIT_BYTES = 4 * UPLOAD_LIMIT_BYTES   # one session's uploads on disk; the oldest go first
 UNTRUSTED_LIMITS = VideoLimits(max_bytes=UPLOAD_LIMIT_BYTES, probe_timeout_s=30.0)
 LISTING_TTL_S = 60                 # a video added below a sub-folder shows within this
-RESULT_CACHE_ENTRIES = 12          # an R2D-50 + NL capture at 8×224² is ~90 MB
+RESULT_CACHE_ENTRIES = 12          # decoded clips (read_video): a 64×256² clip is ~50 MB
 
 
 def cuda_available() -> bool:
@@ -101,10 +106,25 @@ def weights_mtime(path: Path) -> int:
     return weights.stat().st_mtime_ns if weights.exists() else 0
 
 
-@st.cache_resource(show_spinner=False, max_entries=8)
+@st.cache_resource(show_spinner=False)
+def memory_cache() -> ByteLRU:
+    """The one byte-bounded cache of models and results, shared by every session of this server."""
+    return ByteLRU(default_budget())
+
+
+def set_cache_budget(budget: int | None) -> None:
+    """The budget from the settings (`--cache-mb`); None keeps the default."""
+    if budget is not None:
+        memory_cache().budget = budget
+
+
 def load_model(path: str, mtime_ns: int, device: str):
     """A loaded `Checkpoint` (model in eval mode on `device`); raises CheckpointError."""
-    return load_checkpoint(path, device=device)
+    return memory_cache().get_or_make(
+        ("model", path, mtime_ns, device),
+        lambda: load_checkpoint(path, device=device),
+        lambda loaded: tensor_bytes([*loaded.model.parameters(), *loaded.model.buffers()]),
+    )
 
 
 @st.cache_resource(show_spinner=False)
@@ -292,7 +312,7 @@ def _label_of(row: dict) -> str | None:
 class ModelResult:
     name: str                      # checkpoint folder name
     config: CheckpointConfig
-    capture: Capture               # CPU float32
+    capture: Capture               # on the CPU, floating tensors as the records dtype (logits float32)
     swapped: Capture | None        # swapped-projection capture (Fig. 7) when the model has DNL blocks
     probs: np.ndarray              # (num_classes,)
     frames: np.ndarray             # (T, S, S, 3) uint8, what the model saw
@@ -324,9 +344,32 @@ def read_video(digest: str, spec: ClipSpec, _video_path: str, _decoder: str):
     return read_clip(_video_path, spec, decoder=_decoder)
 
 
-@st.cache_resource(show_spinner=False, max_entries=RESULT_CACHE_ENTRIES)
+def result_bytes(result: ModelResult) -> int:
+    """What a result holds: its records (both captures) and the frames it shows."""
+    captures = [c for c in (result.capture, result.swapped) if c is not None]
+    return sum(c.nbytes() for c in captures) + result.frames.nbytes
+
+
 def run_model(
-    checkpoint: str, mtime_ns: int, digest: str, device: str, precision: str, _video_path: str, _decoder: str
+    checkpoint: str, mtime_ns: int, digest: str, device: str, precision: str, _video_path: str, _decoder: str,
+    records_dtype: str = "float32",
+) -> ModelResult:
+    """The cached result of `checkpoint` on the video (`_run_model` when not cached); raises CheckpointError / VideoError."""
+    key = ("result", checkpoint, mtime_ns, digest, device, precision, records_dtype)
+    cache = memory_cache()
+    result = cache.get(key)
+    if result is None:
+        with model_lock():                 # one model run at a time; a second session waits, then finds it cached
+            result = cache.get(key)
+            if result is None:
+                result = _run_model(checkpoint, mtime_ns, digest, device, precision, _video_path, _decoder, records_dtype)
+                cache.put(key, result, result_bytes(result))
+    return result
+
+
+def _run_model(
+    checkpoint: str, mtime_ns: int, digest: str, device: str, precision: str, _video_path: str, _decoder: str,
+    records_dtype: str,
 ) -> ModelResult:
     """Read the clip as the checkpoint asks and capture every block; raises CheckpointError / VideoError."""
     loaded = load_model(checkpoint, mtime_ns, device)
@@ -334,21 +377,21 @@ def run_model(
     spec = config.clip_spec()
     clip = read_video(digest, spec, _video_path, _decoder)
     batch = clip.tensor[None].to(device)                         # (1, 3, T, S, S)
-    with model_lock():
-        INFERENCE_CALLS[Path(checkpoint).name] += 1
-        start = time.perf_counter()
-        with _autocast(device, precision):
-            cap = capture(loaded.model, batch)
-            swapped = capture(loaded.model, batch, swap_projections=True) if _has_dnl(cap) else None
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        seconds = time.perf_counter() - start
-    cap = to_cpu_float32(cap)
+    INFERENCE_CALLS[Path(checkpoint).name] += 1
+    start = time.perf_counter()
+    with _autocast(device, precision):
+        cap = capture(loaded.model, batch)
+        swapped = capture(loaded.model, batch, swap_projections=True) if _has_dnl(cap) else None
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    dtype = RECORD_DTYPES[records_dtype]
+    cap = cap.to("cpu", dtype)
     return ModelResult(
         name=Path(checkpoint).name,
         config=config,
         capture=cap,
-        swapped=to_cpu_float32(swapped) if swapped is not None else None,
+        swapped=swapped.to("cpu", dtype) if swapped is not None else None,
         probs=probabilities(cap),
         frames=clip.frames_uint8,
         frame_indices=tuple(clip.frame_indices),

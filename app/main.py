@@ -35,6 +35,7 @@ navigation = st.navigation(PAGES)
 ui.open_shared_view(PAGES, navigation)   # a shared link's view (the query parameter `view`), on the first run
 
 settings = load_settings(sys.argv[1:])
+engine.set_cache_budget(settings.cache_bytes)  # the byte budget shared by every session
 ui.apply_jump()                           # a clip opened from the Dataset view, before the sidebar is drawn
 st.sidebar.title("GTA Lens")
 video = ui.choose_video(settings)
@@ -44,10 +45,11 @@ device, precision = ui.choose_runtime()
 results, errors = [], {}
 truth = None
 if video is not None and entries:
-    results, errors = ui.run_models(video, entries, device, precision)
+    results, errors = ui.run_models(video, entries, device, precision, settings.records_dtype)
     if not video.uploaded:  # uploads come without a label
         truth = engine.ground_truth(str(video.path), video.path.stat().st_mtime_ns)
 query, top_k = ui.choose_query(results)
+ui.server_panel(settings.records_dtype)
 st.session_state[ui.CONTEXT_KEY] = ui.Context(video, truth, results, errors, query, top_k, entries, device)
 ui.share_in_url(video, entries, query, navigation)
 try:

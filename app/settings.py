@@ -7,6 +7,12 @@ Environment (os.pathsep-separated lists):
     GTA_LENS_CHECKPOINTS  checkpoint roots (default: checkpoints/); --checkpoints adds to them
     GTA_LENS_DATA         dataset folders (SSv2 layout) for the Dataset view and the "Dataset" video
                           source; --data adds to them; none given: the bundled assets/sample_dataset
+    GTA_LENS_RECORDS_DTYPE / --records-dtype   float32 (default) or float16: how captured records are
+                          kept (on the CPU). float16 halves them; every weight a view shows moves by at
+                          most 1e-2 (measured max 7.5e-3, SlowFast-R50 NL res4; under 1e-4 elsewhere:
+                          tests/test_lazy_records.py, docs/records.md)
+    GTA_LENS_CACHE_MB / --cache-mb   the byte budget of cached models and captures, shared by all
+                          sessions (default: a quarter of the machine's memory; app/memory.py)
 Bundled assets are the project's own files; videos from user folders and
 uploads are probed in a child process before anything decodes them.
 """
@@ -18,12 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gta_core.bundle import assets_dir, checkpoints_dir
+from gta_core.records import RECORD_DTYPES
 from gta_core.video import find_videos
 
 MAX_LISTED_VIDEOS = 500
 UPLOAD_LIMIT_BYTES = 64 * 1024 * 1024   # keep equal to server.maxUploadSize in .streamlit/config.toml
 SAMPLE_DATASET = assets_dir() / "sample_dataset"
 DATASET_LABEL_FILES = ("labels.json", "something-something-v2-labels.json")
+RECORDS_DTYPES = tuple(RECORD_DTYPES)
 
 
 @dataclass(frozen=True)
@@ -32,6 +40,8 @@ class Settings:
     video_folders: tuple[Path, ...]
     checkpoint_roots: tuple[Path, ...]
     datasets: tuple[Path, ...] = (SAMPLE_DATASET,)
+    records_dtype: str = "float32"            # one of RECORD_DTYPES (gta_core.records)
+    cache_bytes: int | None = None            # None: app.memory.default_budget()
 
 
 def _env_paths(name: str) -> list[Path] | None:
@@ -46,14 +56,20 @@ def load_settings(argv: list[str]) -> Settings:
     parser.add_argument("--videos", nargs="*", default=[])
     parser.add_argument("--checkpoints", nargs="*", default=[])
     parser.add_argument("--data", nargs="*", default=[])
+    parser.add_argument("--records-dtype", choices=RECORDS_DTYPES, default=os.environ.get("GTA_LENS_RECORDS_DTYPE"))
+    parser.add_argument("--cache-mb", type=float, default=os.environ.get("GTA_LENS_CACHE_MB"))
     args, _ = parser.parse_known_args(argv)
+    if args.records_dtype not in (None, *RECORDS_DTYPES):
+        raise SystemExit(f"GTA_LENS_RECORDS_DTYPE must be one of {', '.join(RECORDS_DTYPES)}, got {args.records_dtype!r}")
     assets = _env_paths("GTA_LENS_ASSETS") or [assets_dir()]
     videos = (_env_paths("GTA_LENS_VIDEOS") or []) + [Path(p).expanduser() for p in args.videos]
     roots = _env_paths("GTA_LENS_CHECKPOINTS") or [checkpoints_dir()]
     roots += [Path(p).expanduser() for p in args.checkpoints]
     datasets = (_env_paths("GTA_LENS_DATA") or []) + [Path(p).expanduser() for p in args.data]
     datasets = tuple(dict.fromkeys(datasets or [SAMPLE_DATASET]))
-    return Settings(tuple(assets), tuple(videos), tuple(dict.fromkeys(roots)), datasets)
+    cache_bytes = int(float(args.cache_mb) * 2**20) if args.cache_mb is not None else None
+    return Settings(tuple(assets), tuple(videos), tuple(dict.fromkeys(roots)), datasets,
+                    args.records_dtype or "float32", cache_bytes)
 
 
 def is_dataset(folder: Path) -> bool:

@@ -279,11 +279,23 @@ def choose_runtime() -> tuple[str, str]:
     return device, precision
 
 
+def server_panel(records_dtype: str) -> None:
+    """The server's cache: bytes held by models and captures of every session, against the budget."""
+    usage = engine.memory_cache().usage()
+    with st.sidebar.expander("Server", expanded=False):
+        share = usage.used / usage.budget if usage.budget else 0.0
+        st.progress(min(share, 1.0), text=f"cache {usage.used / 2**20:,.0f} of {usage.budget / 2**20:,.0f} MB")
+        kinds = ", ".join(f"{kind}s {size / 2**20:,.1f} MB" for kind, size in sorted(usage.by_kind.items()))
+        st.caption(f"{usage.entries} cached ({kinds or 'nothing yet'}); {usage.evictions} evicted since start; "
+                   f"records kept as {records_dtype} on the CPU")
+
+
 # --------------------------------------------------------------------------- inference
 
 
 def run_models(
-    video: engine.VideoChoice, entries: list[engine.CheckpointEntry], device: str, precision: str
+    video: engine.VideoChoice, entries: list[engine.CheckpointEntry], device: str, precision: str,
+    records_dtype: str = "float32",
 ) -> tuple[list[engine.ModelResult], dict[str, str]]:
     """Every chosen model on the video (cached); a progress bar while any model runs."""
     results, errors = [], {}
@@ -301,7 +313,7 @@ def run_models(
             results.append(
                 engine.run_model(
                     str(entry.path), engine.weights_mtime(entry.path), video.digest, device, precision,
-                    str(video.path), decoder,
+                    str(video.path), decoder, records_dtype,
                 )
             )
         except Exception as error:  # noqa: BLE001 - every failure becomes a message, never a traceback

@@ -102,15 +102,14 @@ def _model_times(at: AppTest) -> dict[str, float]:
 def make_imported_checkpoint(tmp: Path, out: Path) -> float:
     """MMAction2 builds and saves a TSM-R50-NL; we import it. Returns its NL records' MB on one clip."""
     from gta_core import capture, load_checkpoint
-    from gta_core.importers import import_checkpoint
+        from gta_core.importers import import_checkpoint
     from tests.peers import mmaction as peer
 
     source = tmp / "tsm_r50_nl_1x1x8_kinetics400.pth"
     peer.save_as_published(peer.tsm_r50(num_classes=400, frames=8, non_local=True), str(source), "num_segments=8")
     import_checkpoint("mmaction2", source, out)
     model = load_checkpoint(out).model
-    records = capture(model, torch.randn(1, 3, 8, 224, 224)).records
-    return sum(r.weights.numel() * r.weights.element_size() for r in records.values()) / 1e6
+    return capture(model, torch.randn(1, 3, 8, 224, 224)).nbytes() / 1e6
 
 
 def main() -> None:

@@ -45,7 +45,6 @@ from .disagreement import build_report, text_report
 from .distributed import DeviceError, DistEnv, broadcast_object, init_distributed, shutdown
 from .evaluate import average_views, batch_indices, dataset_for, predict_logits, reversed_targets
 from .hashing import file_sha256
-from .layers import DecoupledAttention, GTABlock
 from .video import ClipSpec, VideoError
 
 CACHE_VERSION = 1
@@ -170,12 +169,7 @@ class Slot:
 
 def temporal_attention_blocks(model: nn.Module) -> dict[str, str]:
     """Blocks with input-dependent temporal attention, by name, with their kind (TA, TAPE, DNL, SA+TAPE)."""
-    kinds = {}
-    for name, block in model.temporal_blocks().items():
-        if isinstance(block, DecoupledAttention) and block.temporal is not None:
-            tape = block.temporal.positional is not None
-            kinds[name] = ("SA+TAPE" if tape else "DNL") if block.spatial is not None else ("TAPE" if tape else "TA")
-    return kinds
+    return {name: block.compare_label for name, block in model.temporal_blocks().items() if block.compare_label}
 
 
 class ClipRows(nn.Module):
@@ -224,8 +218,8 @@ class ClipRows(nn.Module):
             result = capture(model, flat)
             parts.append(per_clip(result.logits.float(), logits=True))
             for name in blocks:
-                weights = result.records[name].temporal.weights                 # (B·V, H, W, T', T')
-                parts.append(per_clip(weights.float().mean(dim=(1, 2)).flatten(1)))   # (B, T'·T')
+                matrix = result.records[name].clip_matrix()                 # (B·V, T', T'), averaged over pixels
+                parts.append(per_clip(matrix.float().flatten(1)))              # (B, T'·T')
         return torch.cat(parts, dim=1)
 
     def split(self, rows: np.ndarray) -> dict[tuple[int, str], np.ndarray]:
@@ -244,14 +238,9 @@ def global_matrices(model: nn.Module) -> dict[str, dict[str, np.ndarray]]:
     """GTA blocks' learned M̂ as mean |M̂| over groups and heads (T, T), by block and label."""
     out = {}
     for name, block in model.temporal_blocks().items():
-        if not isinstance(block, GTABlock):
-            continue
-        gta = block.temporal
-        matrices = {"M̂_P": gta.pixel_matrix, "M̂_R": gta.region_matrix}
-        out[name] = {
-            label: m.detach().float().abs().reshape(-1, *m.shape[-2:]).mean(dim=0).cpu().numpy()
-            for label, m in matrices.items() if m is not None
-        }
+        matrices = block.learned_matrices()
+        if matrices:
+            out[name] = {label: m.detach().float().cpu().numpy() for label, m in matrices.items()}
     return out
 
 

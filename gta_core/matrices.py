@@ -93,7 +93,7 @@ def initial_block_matrices(config, seed: int) -> dict[str, dict[str, np.ndarray]
     model = _fresh_model(config, seed)
     out = {}
     for name, block in model.temporal_blocks().items():
-        gta = getattr(block, "temporal", None)
+        gta = getattr(block, "global_temporal", None)
         matrices = {
             label: _as_group_head(getattr(gta, attr).detach().numpy())
             for label, attr in (("M̂_P", "pixel_matrix"), ("M̂_R", "region_matrix"))

@@ -1,9 +1,10 @@
 """Read-only views of a `Capture` for display: what the app draws, as numpy.
 
 The app (app/) never indexes attention tensors itself; it asks this module for
-the slice a figure needs. Everything here uses the public record API of
-`gta_core.records` and is cheap (indexing and small reductions), so that a
-query-point change costs milliseconds even when a capture holds tens of MB.
+the slice a figure needs. Everything here goes through the record's own methods
+(`layers.protocol.BlockRecord`: no list of block types here) and is cheap: a
+query forms one row from the lazy q, k (one (S, C') × (C',) product, under a
+millisecond for SlowFast-NL at 64×256²), the rest is indexing and small reductions.
 
 Coordinates. A query is (t, fy, fx): a frame index of the model's input clip
 and a position given as a fraction of the input crop's height and width, in
@@ -30,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .records import Capture, DecoupledRecord, GTARecord, NonLocalRecord, SpatialMaps, TemporalMaps
+from .records import Capture
 from .matrices import invariant_summary
 
 
@@ -41,15 +42,7 @@ def frame_spans(record) -> tuple[tuple[int, int], ...]:
     """The [start, stop) input frames each time step of the record's block stands for."""
     if record.frame_spans:
         return tuple(record.frame_spans)
-    return tuple((t, t + 1) for t in range(_num_steps(record)))
-
-
-def _num_steps(record) -> int:
-    if isinstance(record, NonLocalRecord):
-        return record.num_frames
-    if record.spatial is not None:
-        return record.spatial.weights.shape[1]
-    return record.temporal.weights.shape[-1]
+    return tuple((t, t + 1) for t in range(record.num_steps))
 
 
 def step_of(record, frame: int) -> int:
@@ -176,21 +169,9 @@ def key_extents(key_spans, grid: tuple[int, int]) -> KeyExtents | None:
     return tuple(tuple((a / size, b / size) for a, b in spans) for spans, size in zip(key_spans, grid))
 
 
-def _cpu32(value):
-    if isinstance(value, torch.Tensor):
-        return value.detach().to("cpu", torch.float32)
-    if isinstance(value, (SpatialMaps, TemporalMaps)):
-        return dataclasses.replace(value, **{f.name: _cpu32(getattr(value, f.name)) for f in dataclasses.fields(value)})
-    return value
-
-
 def to_cpu_float32(cap: Capture) -> Capture:
     """The same capture with every tensor on the CPU as float32 (bf16 / CUDA runs)."""
-    records = {
-        name: dataclasses.replace(record, **{f.name: _cpu32(getattr(record, f.name)) for f in dataclasses.fields(record)})
-        for name, record in cap.records.items()
-    }
-    return Capture(logits=_cpu32(cap.logits), records=records)
+    return cap.to("cpu", torch.float32)
 
 
 def probabilities(cap: Capture, batch: int = 0) -> np.ndarray:
@@ -228,43 +209,23 @@ class QueryView:
     global_rows: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
 
+def _numpy(value):
+    if isinstance(value, dict):
+        return {label: _numpy(v) for label, v in value.items()}
+    return value.detach().float().cpu().numpy()
+
+
 def query_view(record, t: int, fy: float, fx: float, batch: int = 0) -> QueryView:
     """Slices of a record for the query (frame t, fy, fx); see the module docstring for coordinates."""
-    kind = block_kind(record)
     step = step_of(record, t)
-    when = dict(step=step, step_label=step_label(record, step))
-    if isinstance(record, NonLocalRecord):
-        y, x = grid_cell(fy, fx, record.grid)
-        row = record.row(step, y, x, batch).numpy()
-        return QueryView(
-            record.name, kind, **when, cell=(y, x), grid=record.grid, key_grid=record.key_grid,
-            key_extents=key_extents(record.key_spans, record.grid), spacetime=row,
-        )
-    spatial_maps = record.spatial
-    if isinstance(record, GTARecord):
-        y, x = grid_cell(fy, fx, spatial_maps.grid)
-        rows = {}
-        for label, matrix in (("M̂_P", record.pixel_matrix), ("M̂_R", record.region_matrix)):
-            if matrix is not None:
-                rows[label] = GTARecord.mean_abs(matrix)[step].numpy()
-        return QueryView(
-            record.name, kind, **when, cell=(y, x), grid=spatial_maps.grid, key_grid=spatial_maps.key_grid,
-            key_extents=key_extents(spatial_maps.key_spans, spatial_maps.grid),
-            spatial=spatial_maps.map_at(step, y, x, batch).numpy(), global_rows=rows,
-        )
-    # DecoupledRecord: SA and/or TA. TA's grid is the block's input grid, the same as SA's.
-    if spatial_maps is not None:
-        grid = spatial_maps.grid
-    else:
-        weights = record.temporal.weights          # (B, H, W, T', T')
-        grid = (weights.shape[1], weights.shape[2])
+    grid = record.query_grid()
     y, x = grid_cell(fy, fx, grid)
+    slices = record.query_slices(step, y, x, batch)
+    key_spans = slices.pop("key_spans", None)
     return QueryView(
-        record.name, kind, **when, cell=(y, x), grid=grid,
-        key_grid=spatial_maps.key_grid if spatial_maps is not None else None,
-        key_extents=key_extents(spatial_maps.key_spans, grid) if spatial_maps is not None else None,
-        spatial=spatial_maps.map_at(step, y, x, batch).numpy() if spatial_maps is not None else None,
-        temporal=record.temporal.weights_at(step, y, x, batch).numpy() if record.temporal is not None else None,
+        record.name, block_kind(record), step=step, step_label=step_label(record, step), cell=(y, x), grid=grid,
+        key_grid=slices.pop("key_grid", None), key_extents=key_extents(key_spans, grid),
+        **{name: _numpy(value) for name, value in slices.items()},
     )
 
 
@@ -274,27 +235,12 @@ def temporal_matrices(record, batch: int = 0) -> dict[str, np.ndarray]:
     TA / TAPE: the input-dependent weights averaged over pixels.
     GTA: mean |M̂_P| and mean |M̂_R| over groups and heads (input-independent).
     """
-    if isinstance(record, GTARecord):
-        out = {}
-        for label, matrix in (("mean |M̂_P|", record.pixel_matrix), ("mean |M̂_R|", record.region_matrix)):
-            if matrix is not None:
-                out[label] = GTARecord.mean_abs(matrix).numpy()
-        return out
-    if isinstance(record, DecoupledRecord) and record.temporal is not None:
-        label = "TAPE mean over pixels" if record.positional else "TA mean over pixels"
-        return {label: record.temporal.mean_matrix(batch).numpy()}
-    return {}
+    return _numpy(record.temporal_matrices(batch))
 
 
 def gta_head_matrices(record) -> dict[str, np.ndarray]:
     """GTA's learned matrices as (G, N_h, T, T) arrays by label ("M̂_P", "M̂_R")."""
-    if not isinstance(record, GTARecord):
-        return {}
-    return {
-        label: matrix.numpy()
-        for label, matrix in (("M̂_P", record.pixel_matrix), ("M̂_R", record.region_matrix))
-        if matrix is not None
-    }
+    return _numpy(record.head_matrices())
 
 
 def comparison_matrices(record, batch: int = 0) -> dict[str, np.ndarray]:
@@ -319,13 +265,11 @@ class RegionView:
 
 def region_view(record, batch: int = 0) -> RegionView | None:
     """Region GTA's K region maps over the frames (paper Fig. 3, 6), or None."""
-    if not isinstance(record, GTARecord) or record.regions is None:
+    regions = record.region_maps(batch)
+    if regions is None:
         return None
-    return RegionView(
-        maps=record.regions[batch].numpy(),
-        order=record.regions_by_strength(batch),
-        strength=record.region_strength[batch].numpy(),
-    )
+    maps, order, strength = regions
+    return RegionView(maps=_numpy(maps), order=order, strength=_numpy(strength))
 
 
 # --------------------------------------------------------------------------- is the video from the training set?

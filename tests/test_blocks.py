@@ -58,7 +58,7 @@ def test_nonlocal_weights_match_direct_softmax():
     block = NonLocalBlock(C, T).eval()
     x = features(batch=1)
     captured = {}
-    handle = block.attend.register_forward_hook(lambda m, a, out: captured.setdefault("w", out))
+    handle = block.softmax.register_forward_hook(lambda m, a, out: captured.setdefault("w", out))
     block(x)
     handle.remove()
 
@@ -95,7 +95,7 @@ def test_nonlocal_variants_match_direct_computation():
     for options, keys_of, key_grid in cases:
         block = NonLocalBlock(C, T, **options).eval()
         captured = {}
-        handle = block.attend.register_forward_hook(lambda m, a, out: captured.setdefault("w", out))
+        handle = block.softmax.register_forward_hook(lambda m, a, out: captured.setdefault("w", out))
         block(x)
         handle.remove()
         keys, scale = keys_of(block)

@@ -102,7 +102,7 @@ def test_imported_i3d_nl_records_in_capture(i3d_nl):
     result = capture(checkpoint.model, clip(32, 112, 112, seed=2, batch=1))
     assert sorted(result.records) == ["res3.1", "res3.3", "res4.1", "res4.3", "res4.5"]
     record = result.records["res4.3"]
-    assert (record.num_frames, record.grid, record.key_grid) == (4, (7, 7), (3, 3))
+    assert (record.num_steps, record.grid, record.key_grid) == (4, (7, 7), (3, 3))
     assert record.frame_spans == ((0, 8), (8, 16), (16, 24), (24, 32))
     assert record.row(t=3, y=6, x=0).sum().item() == pytest.approx(1.0, abs=1e-5)
 

@@ -198,7 +198,7 @@ def test_knockout_components_of_a_demo_gta():
 def test_knocking_out_components_with_zero_output_weights_changes_nothing(clip):
     torch.manual_seed(0)
     model = activate_blocks(create_model("demo_r2d18_gta", num_classes=6)).eval()
-    gta = model.temporal_blocks()["res3.1"].temporal
+    gta = model.temporal_blocks()["res3.1"].global_temporal
     # Heads concatenate along the value channels, head k = channels [k·c, (k+1)·c); groups split them alike.
     pixel_c = gta.pixel_out.in_channels // gta.groups
     region_c = gta.region_value.out_channels // gta.groups
@@ -222,7 +222,7 @@ def test_knocking_out_components_with_zero_output_weights_changes_nothing(clip):
 def test_dropping_every_region_equals_dropping_region_gta(clip):
     torch.manual_seed(1)
     model = activate_blocks(create_model("demo_r2d18_gta", num_classes=6)).eval()
-    gta = model.temporal_blocks()["res3.1"].temporal
+    gta = model.temporal_blocks()["res3.1"].global_temporal
     batch = clip[None]
     with torch.no_grad(), knocked_out(model, Component("res3.1", "region_branch")):
         without_branch = model(batch)
@@ -245,13 +245,13 @@ def test_knocked_out_restores_the_model_after_an_error(clip):
     before = state(model)
     with pytest.raises(RuntimeError, match="inside"):
         with knocked_out(model, Component("res4.1", "head", 1, "pixel")), knocked_out(model, Component("res3.1", "region", 2)):
-            assert not torch.equal(model.temporal_blocks()["res4.1"].temporal.pixel_matrix, before[
+            assert not torch.equal(model.temporal_blocks()["res4.1"].global_temporal.pixel_matrix, before[
                 "backbone.res4.1.attention.temporal.pixel_matrix"])
             raise RuntimeError("inside")
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert not has_hooks(model)
-    with pytest.raises(ValueError, match="not a GTA block"):
+    with pytest.raises(ValueError, match="NL block has no head part"):
         with knocked_out(create_model("demo_r2d18_nl", num_classes=2), Component("res3.1", "head", 0, "pixel")):
             pass
 

@@ -33,7 +33,7 @@ TINY = {"width_multiplier": 0.125, "num_frames": 4, "gta_groups": 2}
 def _block(seed: int = 0) -> GlobalTemporalAttention:
     """A GTA block (8 frames, 4 groups, CCMH) with a non-trivial closing BatchNorm, in eval mode."""
     torch.manual_seed(seed)
-    block = GlobalTemporalAttention(channels=32, num_frames=8, groups=4)
+    block = GlobalTemporalAttention(channels=32, num_steps=8, groups=4)
     with torch.no_grad():
         block.norm.weight.uniform_(0.5, 1.5)
         block.norm.running_var.uniform_(0.5, 2.0)

@@ -107,7 +107,7 @@ def test_capture_matches_plain_forward_and_rows_sum_to_one(name, record_type):
             assert record.temporal.weights_at(0, 1, 2).shape == (8,)
             assert record.positional == name.endswith("tape")
         if isinstance(record, GTARecord):
-            block = model.temporal_blocks()[record.name].temporal
+            block = model.temporal_blocks()[record.name].global_temporal
             assert torch.equal(record.pixel_matrix, block.pixel_matrix)
             assert record.regions.shape[:3] == (2, 8, block.num_regions)
             assert sorted(record.regions_by_strength()) == list(range(block.num_regions))

@@ -81,7 +81,7 @@ def _check_record(record, steps: int) -> None:
     """Shapes over T' time steps, and every attention row / region map a distribution."""
     grid = GRIDS[record.name.split(".")[-2]]
     if isinstance(record, NonLocalRecord):
-        assert (record.num_frames, record.grid) == (steps, grid)
+        assert (record.num_steps, record.grid) == (steps, grid)
         assert record.weights.shape == (B, steps * math.prod(grid), steps * math.prod(record.key_grid))
         _assert_distributions(record.weights)
         return

@@ -42,7 +42,6 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from ..layers import DecoupledAttention
 from ..models import VideoNet, VideoNetConfig
 
 ORDERS = ("original", "reversed", "shuffled")
@@ -64,7 +63,7 @@ def private_copy(model: VideoNet) -> VideoNet:
     for module in clone.modules():
         module._forward_hooks.clear()
         module._forward_pre_hooks.clear()
-        if isinstance(module, DecoupledAttention):
+        if getattr(module, "swap_projections", False):    # a DNL block (layers.AttentionBlock)
             module.swap_projections = False
     return clone
 

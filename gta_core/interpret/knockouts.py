@@ -1,5 +1,8 @@
 """Knockouts: zero a GTA head, group, region, branch or a whole block and watch the class scores.
 
+Each block lists the parts it can zero and zeroes them itself (`AttentionBlock.knockout_parts` /
+`knock_out` in gta_core/layers); this module only adds the whole-block bypass and the scoring.
+
 Part of `gta_core.interpret` (see its docstring: private copies, logits as scores).
 """
 from __future__ import annotations
@@ -10,10 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from einops import rearrange
-from torch import nn
 
-from ..layers import DecoupledAttention, GlobalTemporalAttention, GTABlock, NonLocalBlock
+from ..layers.protocol import bypass
 from ..models import VideoNet
 from . import _as_batch, _logits, _numpy, _target, private_copy
 
@@ -55,118 +56,37 @@ class Component:
         return f"{self.block} {self.part.replace('_branch', ' GTA')}"
 
 
-def _matrix(gta: GlobalTemporalAttention, branch: str) -> torch.Tensor | None:
-    if branch not in ("pixel", "region"):
-        raise ValueError(f"branch must be 'pixel' or 'region', got {branch!r}")
-    return gta.pixel_matrix if branch == "pixel" else gta.region_matrix
-
-
-def _heads(matrix: torch.Tensor) -> int:
-    """Heads of a GTA matrix: G for CCMH (G, G, T, T) and per-group (G, T, T), 1 for one (T, T)."""
-    return 1 if matrix.dim() == 2 else matrix.shape[0] if matrix.dim() == 3 else matrix.shape[1]
-
-
 def knockout_components(model: VideoNet) -> list[Component]:
-    """Every component `knockout` can zero, block by block."""
+    """Every component `knockout` can zero, block by block (each block lists its own parts)."""
     components = []
     for name, block in model.temporal_blocks().items():
         components.append(Component(name, "block"))
-        if isinstance(block, (DecoupledAttention, GTABlock)):
-            if block.spatial is not None and block.temporal is not None:
-                components += [Component(name, "spatial"), Component(name, "temporal")]
-        if not isinstance(block, GTABlock):
-            continue
-        gta = block.temporal
-        for branch, part in (("pixel", "pixel"), ("region", "region_branch")):
-            matrix = _matrix(gta, branch)
-            if matrix is None:
-                continue
-            components.append(Component(name, part))
-            components += [Component(name, "head", k, branch) for k in range(_heads(matrix))]
-            if matrix.dim() == 4:  # with CCMH, groups and heads are different axes
-                components += [Component(name, "group", g, branch) for g in range(matrix.shape[0])]
-        if gta.region_assign is not None:
-            components += [Component(name, "region", k) for k in range(gta.num_regions)]
+        components += [Component(name, part, index, branch) for part, index, branch in block.knockout_parts()]
     return components
-
-
-def _bypass(module: nn.Module) -> torch.utils.hooks.RemovableHandle:
-    """A forward hook that makes `module` return its (first) input: a residual block knocked out."""
-    return module.register_forward_hook(lambda mod, args, output: args[0])
 
 
 @contextlib.contextmanager
 def knocked_out(model: VideoNet, component: Component) -> Iterator[None]:
     """Within the block, `component` of `model` is zeroed; on exit the model is as before.
 
-    It edits `model` itself (a parameter slice set to zero, or a forward hook)
-    and restores it on exit, also when the body raises: call it on a private
-    copy (`private_copy`) or hold a lock around a shared model.
+    It edits `model` itself (a parameter slice set to zero, or a forward hook;
+    the block's own `knock_out` says which) and restores it on exit, also when
+    the body raises: call it on a private copy (`private_copy`) or hold a lock
+    around a shared model.
     """
     blocks = model.temporal_blocks()
     if component.block not in blocks:
         raise KeyError(f"no block {component.block!r}; the model has {', '.join(blocks) or 'none'}")
     block = blocks[component.block]
-    handles: list[torch.utils.hooks.RemovableHandle] = []
-    saved: list[tuple[torch.Tensor, torch.Tensor]] = []     # (parameter, its original values)
-
-    def zero(parameter: torch.Tensor, index) -> None:
-        saved.append((parameter, parameter.detach().clone()))
-        with torch.no_grad():
-            parameter[index] = 0
-
-    part = component.part
-    try:
-        if part == "block":
-            handles.append(_bypass(block))
-        elif part in ("spatial", "temporal"):
-            sub = getattr(block, part, None)
-            if sub is None or isinstance(block, NonLocalBlock):
-                raise ValueError(f"{component.block} has no {part} part")
-            handles.append(_bypass(sub))
-        else:
-            if not isinstance(block, GTABlock):
-                raise ValueError(f"{component.label}: {component.block} is not a GTA block")
-            gta = block.temporal
-            if part in ("pixel", "region_branch"):
-                out = gta.pixel_out if part == "pixel" else gta.region_out
-                if out is None:
-                    raise ValueError(f"{component.block} has no {part.replace('_branch', '')} GTA")
-                zero(out.weight, slice(None))
-            elif part in ("head", "group"):
-                matrix = _matrix(gta, component.branch)
-                if matrix is None:
-                    raise ValueError(f"{component.block} has no {component.branch} GTA")
-                count = _heads(matrix) if part == "head" else (matrix.shape[0] if matrix.dim() > 2 else 1)
-                if not 0 <= component.index < count:
-                    raise ValueError(f"{component.label}: index out of 0..{count - 1}")
-                if matrix.dim() == 2:
-                    zero(matrix, slice(None))
-                elif matrix.dim() == 3 or part == "group":
-                    zero(matrix, component.index)                     # (G, ...) row g
-                else:
-                    zero(matrix, (slice(None), component.index))      # (G, N_h, T, T): head k of every group
-            elif part == "region":
-                if gta.region_assign is None:
-                    raise ValueError(f"{component.block} has no Region GTA")
-                if not 0 <= component.index < gta.num_regions:
-                    raise ValueError(f"{component.label}: index out of 0..{gta.num_regions - 1}")
-                regions, index = gta.num_regions, component.index
-
-                def drop_region(module, args, output):
-                    # output: (B·K, T, C_R), regions innermost in the batch axis
-                    mask = torch.ones(regions, 1, 1, dtype=output.dtype, device=output.device)
-                    mask[index] = 0
-                    return (rearrange(output, "(b k) t c -> b k t c", k=regions) * mask).flatten(0, 1)
-
-                handles.append(gta.mixed_regions.register_forward_hook(drop_region))
+    with contextlib.ExitStack() as undo:
+        try:
+            if component.part == "block":
+                bypass(block, undo)
+            else:
+                block.knock_out(component.part, component.index, component.branch, undo)
+        except ValueError as error:
+            raise ValueError(f"{component.label}: {error}") from None
         yield
-    finally:
-        for handle in handles:
-            handle.remove()
-        with torch.no_grad():
-            for parameter, values in reversed(saved):
-                parameter.copy_(values)
 
 
 @dataclass

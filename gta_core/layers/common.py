@@ -8,34 +8,82 @@ import torch.nn.functional as F
 from torch import nn
 
 
+class SoftmaxStatistics(nn.Module):
+    """Hook point for a lazy capture: `attend` calls it with (q, k, log-sum-exp, scale) and it returns nothing."""
+
+    def forward(self, query, key, logsumexp, scale) -> None:
+        return None
+
+
 class AttentionSoftmax(nn.Module):
     """Softmax over the last axis, as a named module.
 
-    Every block computes its attention weights through one of these (`self.attend`)
-    so that `gta_core.records` can read them with a forward hook instead of
-    re-implementing each block's maths.
+    Every block computes its attention weights through one of these (`self.softmax`)
+    so that `gta_core.records` can read them with forward hooks instead of
+    re-implementing each block's maths: a hook on the module itself sees the
+    dense weights, a hook on `statistics` the inputs of a lazy record.
     """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.statistics = SoftmaxStatistics()
 
     def forward(self, scores: torch.Tensor) -> torch.Tensor:
         return scores.softmax(dim=-1)
 
     @property
     def watched(self) -> bool:
-        """True while a forward hook reads the weights (capture, tests)."""
+        """True while a forward hook reads the dense weights (dense capture, tests)."""
         return bool(self._forward_hooks or self._forward_pre_hooks)
+
+    @property
+    def recorded(self) -> bool:
+        """True while a capture keeps q, k and the log-sum-exp (`records.capture`)."""
+        return bool(self.statistics._forward_pre_hooks or self.statistics._forward_hooks)
+
+
+def _attention_with_logsumexp(q, k, v, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """softmax(q kᵀ · scale) v and each row's log-sum-exp, without the L×S matrix where a kernel allows."""
+    flash = q.device.type == "cpu" and q.dtype in (torch.float32, torch.float64, torch.bfloat16)
+    if flash and q.shape[-1] == v.shape[-1] and not q.requires_grad:
+        # torch's CPU flash kernel, the one F.scaled_dot_product_attention runs, also returns the log-sum-exp.
+        # Called directly it needs contiguous inputs (a permuted view gives wrong sums), which SDPA arranges itself.
+        q, k, v = (z.contiguous() for z in (q, k, v))
+        out, logsumexp = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+            q[:, None], k[:, None], v[:, None], 0.0, False, scale=scale
+        )[:2]
+        return out[:, 0], logsumexp[:, 0].float()
+    # Elsewhere: rows in chunks of at most ~16M scores.
+    outs, sums = [], []
+    step = max(1, (1 << 24) // max(1, q.shape[0] * k.shape[1]))
+    for start in range(0, q.shape[1], step):
+        scores = q[:, start:start + step] @ k.transpose(-2, -1) * scale
+        logsumexp = torch.logsumexp(scores.float(), dim=-1)
+        outs.append(torch.exp(scores.float() - logsumexp[..., None]).to(v.dtype) @ v)
+        sums.append(logsumexp)
+    return torch.cat(outs, dim=1), torch.cat(sums, dim=1)
 
 
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, softmax: AttentionSoftmax) -> torch.Tensor:
     """softmax(q kᵀ · scale) v: the one attention kernel of NL, SA and TA.
 
     q (N, L, C), k and v (N, S, C) -> (N, L, C). When a hook watches `softmax`
-    (a capture), the (N, L, S) weights are formed explicitly and pass through
-    it; otherwise torch's fused scaled_dot_product_attention runs, which never
-    holds the L×S matrix (flash / memory-efficient kernels on GPU). Both give
-    the same output to float tolerance (tests/test_blocks.py).
+    (a dense capture, tests), the (N, L, S) weights are formed explicitly and
+    pass through it. When a capture records it lazily, a kernel that also
+    returns each row's log-sum-exp runs and `softmax.statistics` sees
+    (q, k, lse, scale). Otherwise torch's fused scaled_dot_product_attention
+    runs, which never holds the L×S matrix. All give the same output to float
+    tolerance (tests/test_blocks.py).
     """
     if softmax.watched:
-        return softmax(q @ k.transpose(-2, -1) * scale) @ v
+        scores = q @ k.transpose(-2, -1) * scale
+        if softmax.recorded:
+            softmax.statistics(q, k, torch.logsumexp(scores.float(), dim=-1), scale)
+        return softmax(scores) @ v
+    if softmax.recorded:
+        out, logsumexp = _attention_with_logsumexp(q, k, v, scale)
+        softmax.statistics(q, k, logsumexp, scale)
+        return out.to(v.dtype)
     return F.scaled_dot_product_attention(q, k, v, scale=scale)
 
 

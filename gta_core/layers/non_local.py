@@ -21,23 +21,62 @@ each is pinned against the peer's own code in tests/test_importers.py):
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from einops import rearrange
-from torch import nn
 
-from .common import AttentionSoftmax, attend, conv1x1, key_pool, pooled_grid, zero_init_batchnorm
+from .attention_maps import FrameSpans, KeySpans, Recorder, SoftmaxRows
+from .common import AttentionSoftmax, attend, conv1x1, key_pool, pooled_grid, pooled_spans, zero_init_batchnorm
+from .protocol import AttentionBlock, BlockRecord, register_block
 
 POOL_PLACES = ("after", "before", "none")
 
 
-class NonLocalBlock(nn.Module):
+@dataclass
+class NonLocalRecord(BlockRecord):
+    """NL: every query (t, y, x) over all T'·h·w keys of its clip."""
+
+    name: str
+    rows: SoftmaxRows              # N = B, L = T'·H·W, S = T'·h·w
+    time_steps: int                # T'
+    grid: tuple[int, int]          # (H, W) query grid
+    key_grid: tuple[int, int]      # (h, w) pooled key grid
+    key_spans: KeySpans = ((), ())
+    frame_spans: FrameSpans = ()
+    kind: str = "nl"
+
+    @property
+    def num_steps(self) -> int:
+        return self.time_steps
+
+    @property
+    def weights(self) -> torch.Tensor:
+        """(B, T'·H·W, T'·h·w), formed on demand (O((T'HW)²) memory: small models only)."""
+        return self.rows.weights
+
+    def row(self, t: int, y: int, x: int, batch: int = 0) -> torch.Tensor:
+        """(T', h, w): the attention of query (t, y, x) over all of space-time (Fig. 1)."""
+        height, width = self.grid
+        return self.rows.row(batch, (t * height + y) * width + x).reshape(self.time_steps, *self.key_grid)
+
+    def query_grid(self) -> tuple[int, int]:
+        return self.grid
+
+    def query_slices(self, step: int, y: int, x: int, batch: int = 0) -> dict:
+        return dict(spacetime=self.row(step, y, x, batch), key_grid=self.key_grid, key_spans=self.key_spans)
+
+
+class NonLocalBlock(AttentionBlock):
     """Y = X + BN(softmax(θφᵀ/√C') g W^O), attention over all of space-time."""
+
+    display_name = "NL"
+    paper_reference = "Wang et al. 2018, Non-local Neural Networks (embedded Gaussian); GTA paper Table 1"
 
     def __init__(
         self,
         channels: int,
-        num_frames: int,
+        num_steps: int,
         inner_channels: int | None = None,
         pool: str = "after",
         pool_ceil: bool = True,
@@ -47,7 +86,7 @@ class NonLocalBlock(nn.Module):
         super().__init__()
         if pool not in POOL_PLACES:
             raise ValueError(f"unknown NL pooling {pool!r}; choose one of {POOL_PLACES}")
-        self.num_frames = num_frames
+        self.num_steps = num_steps      # T': time steps of the block's input, (B·T', C, H, W)
         self.inner_channels = inner_channels or channels // 2
         self.pool_first = pool == "before"
         self.scale = 1 / math.sqrt(self.inner_channels) if scale else 1.0
@@ -55,7 +94,7 @@ class NonLocalBlock(nn.Module):
         self.key = conv1x1(channels, self.inner_channels)     # φ
         self.value = conv1x1(channels, self.inner_channels)   # g
         self.pool = key_pool(pool != "none", ceil_mode=pool_ceil)
-        self.attend = AttentionSoftmax()
+        self.softmax = AttentionSoftmax()
         self.out = conv1x1(self.inner_channels, channels, bias=out_bias)  # W^O
         self.norm = zero_init_batchnorm(channels)
 
@@ -64,18 +103,36 @@ class NonLocalBlock(nn.Module):
         return pooled_grid(self.pool, height, width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # x: (B·T, C, H, W), frames folded into the batch by the R2D backbone.
+        # x: (B·T', C, H, W), time steps folded into the batch by the backbone.
         height, width = x.shape[-2:]
-        frames = self.num_frames
-        q = rearrange(self.query(x), "(b t) c h w -> b (t h w) c", t=frames)
+        steps = self.num_steps
+        q = rearrange(self.query(x), "(b t) c h w -> b (t h w) c", t=steps)
         if self.pool_first:
             pooled = self.pool(x)
             k, v = self.key(pooled), self.value(pooled)
         else:
             k, v = self.pool(self.key(x)), self.pool(self.value(x))
-        k = rearrange(k, "(b t) c h w -> b (t h w) c", t=frames)
-        v = rearrange(v, "(b t) c h w -> b (t h w) c", t=frames)
+        k = rearrange(k, "(b t) c h w -> b (t h w) c", t=steps)
+        v = rearrange(v, "(b t) c h w -> b (t h w) c", t=steps)
         # softmax((B, T·H·W, C') x (B, C', T·h·w)) x (B, T·h·w, C') -> (B, T·H·W, C')
-        context = attend(q, k, v, self.scale, self.attend)
-        context = rearrange(context, "b (t h w) c -> (b t) c h w", t=frames, h=height, w=width)
+        context = attend(q, k, v, self.scale, self.softmax)
+        context = rearrange(context, "b (t h w) c -> (b t) c h w", t=steps, h=height, w=width)
         return x + self.norm(self.out(context))
+
+    def watch(self, recorder: Recorder) -> None:
+        recorder.watch_input(self)
+        recorder.watch_rows(self.softmax)
+
+    def make_record(self, recorder: Recorder, name: str, batch: int, spans: FrameSpans, swapped: bool) -> NonLocalRecord:
+        height, width = recorder.input_shapes[self][-2:]
+        key_spans = (pooled_spans(self.pool, height), pooled_spans(self.pool, width))
+        return NonLocalRecord(
+            name, recorder.rows(self.softmax), len(spans), (height, width), self.key_grid(height, width), key_spans,
+            frame_spans=spans,
+        )
+
+
+register_block("nl", lambda config, channels, steps: NonLocalBlock(
+    channels, steps, pool=config.nl_pool, pool_ceil=config.nl_pool_ceil, scale=config.nl_scale,
+    out_bias=config.nl_out_bias,
+))

@@ -14,13 +14,17 @@ projections. Where the paper is silent we chose:
 """
 from __future__ import annotations
 
+import contextlib
 import math
+from dataclasses import dataclass
 
 import torch
 from einops import rearrange
 from torch import nn
 
-from .common import AttentionSoftmax, attend, conv1x1, key_pool, zero_init_batchnorm
+from .attention_maps import FrameSpans, Recorder, SpatialMaps, TemporalMaps
+from .common import AttentionSoftmax, attend, conv1x1, key_pool, pooled_grid, pooled_spans, zero_init_batchnorm
+from .protocol import AttentionBlock, BlockRecord, KnockoutPart, bypass, register_block
 
 
 class QueryKeyValue(nn.Module):
@@ -48,13 +52,13 @@ class SpatialAttention(nn.Module):
         self.pool = key_pool(pool_keys)
         # Pool X before the key/value projections (PySlowFast's non-local order) instead of after.
         self.pool_first = pool_first
-        self.attend = AttentionSoftmax()
+        self.softmax = AttentionSoftmax()
         self.out = conv1x1(self.inner_channels, channels)
         self.norm = zero_init_batchnorm(channels)
 
     def forward(self, x: torch.Tensor, projections: QueryKeyValue | None = None) -> torch.Tensor:
         """`projections` replaces this block's own θ, φ, g (swapped DNL, paper Fig. 7)."""
-        # x: (B·T, C, H, W); each frame is its own attention problem.
+        # x: (B·T', C, H, W); each time step is its own attention problem.
         height, width = x.shape[-2:]
         projections = projections or self.projections
         q = rearrange(projections.query(x), "bt c h w -> bt (h w) c")
@@ -66,7 +70,7 @@ class SpatialAttention(nn.Module):
         k = rearrange(k, "bt c h w -> bt (h w) c")
         v = rearrange(v, "bt c h w -> bt (h w) c")
         # softmax((B·T, H·W, C') x (B·T, C', h·w)) x (B·T, h·w, C') -> (B·T, H·W, C')
-        context = attend(q, k, v, 1 / math.sqrt(self.inner_channels), self.attend)
+        context = attend(q, k, v, 1 / math.sqrt(self.inner_channels), self.softmax)
         context = rearrange(context, "bt (h w) c -> bt c h w", h=height, w=width)
         return x + self.norm(self.out(context))
 
@@ -87,51 +91,123 @@ class TemporalAttention(nn.Module):
     def __init__(
         self,
         channels: int,
-        num_frames: int,
+        num_steps: int,
         inner_channels: int | None = None,
         positional: bool = False,
     ) -> None:
         super().__init__()
-        self.num_frames = num_frames
+        self.num_steps = num_steps      # T': the sequence length at every pixel
         self.inner_channels = inner_channels or channels // 4
         self.projections = QueryKeyValue(channels, self.inner_channels)
         # (T, C): one learned vector per frame index, added before the projections.
-        self.positional = nn.Parameter(sinusoidal_table(num_frames, channels)) if positional else None
-        self.attend = AttentionSoftmax()
+        self.positional = nn.Parameter(sinusoidal_table(num_steps, channels)) if positional else None
+        self.softmax = AttentionSoftmax()
         self.out = conv1x1(self.inner_channels, channels)
         self.norm = zero_init_batchnorm(channels)
 
     def forward(self, x: torch.Tensor, projections: QueryKeyValue | None = None) -> torch.Tensor:
         height, width = x.shape[-2:]
-        frames = self.num_frames
+        steps = self.num_steps
         inputs = x
         if self.positional is not None:
             position = rearrange(self.positional, "t c -> t c 1 1")
             inputs = rearrange(
-                rearrange(x, "(b t) c h w -> b t c h w", t=frames) + position,
+                rearrange(x, "(b t) c h w -> b t c h w", t=steps) + position,
                 "b t c h w -> (b t) c h w",
             )
         q, k, v = (projections or self.projections)(inputs)
         # Every pixel becomes a sequence of T tokens: (B·H·W, T, C').
-        q, k, v = (rearrange(z, "(b t) c h w -> (b h w) t c", t=frames) for z in (q, k, v))
+        q, k, v = (rearrange(z, "(b t) c h w -> (b h w) t c", t=steps) for z in (q, k, v))
         # softmax((B·H·W, T, C') x (B·H·W, C', T)) x (B·H·W, T, C') -> (B·H·W, T, C')
-        context = attend(q, k, v, 1 / math.sqrt(self.inner_channels), self.attend)
+        context = attend(q, k, v, 1 / math.sqrt(self.inner_channels), self.softmax)
         context = rearrange(context, "(b h w) t c -> (b t) c h w", h=height, w=width)
         return x + self.norm(self.out(context))
 
 
-class DecoupledAttention(nn.Module):
+def spatial_maps(part: SpatialAttention, recorder: Recorder, steps: int) -> SpatialMaps:
+    """The SA record of `part` (watched with `watch_part`), for a block of `steps` time steps."""
+    height, width = recorder.input_shapes[part][-2:]
+    spans = (pooled_spans(part.pool, height), pooled_spans(part.pool, width))
+    return SpatialMaps(recorder.rows(part.softmax), steps, (height, width), pooled_grid(part.pool, height, width), spans)
+
+
+def watch_part(part: SpatialAttention | TemporalAttention, recorder: Recorder) -> None:
+    recorder.watch_input(part)
+    recorder.watch_rows(part.softmax)
+
+
+def decoupled_kind(block: DecoupledAttention) -> str:
+    """One of "sa", "ta", "tape" (TA with its positional embedding), "dnl" (SA then TA), "sa+tape"."""
+    temporal = None if block.temporal is None else "tape" if block.temporal.positional is not None else "ta"
+    if block.spatial is None:
+        if temporal is None:
+            raise ValueError("a DecoupledAttention block without SA and without TA")
+        return temporal
+    return {None: "sa", "ta": "dnl", "tape": "sa+tape"}[temporal]
+
+
+@dataclass
+class DecoupledRecord(BlockRecord):
+    """SA, TA, SA+TA (DNL) or SA+TAPE blocks."""
+
+    name: str
+    spatial: SpatialMaps | None
+    temporal: TemporalMaps | None
+    positional: bool               # TAPE
+    swapped: bool                  # captured with swapped projections (Fig. 7)
+    kind: str                      # decoupled_kind(): "sa", "ta", "tape", "dnl" or "sa+tape"
+    frame_spans: FrameSpans = ()
+
+    @property
+    def swappable(self) -> bool:
+        """SA and TA (or TAPE) both present: what `capture(..., swap_projections=True)` changes (Fig. 7)."""
+        return self.spatial is not None and self.temporal is not None
+
+    @property
+    def num_steps(self) -> int:
+        return self.spatial.num_steps if self.spatial is not None else self.temporal.pixel_mean.shape[-1]
+
+    def query_grid(self) -> tuple[int, int]:
+        # TA's grid is the block's input grid, the same as SA's.
+        return self.spatial.grid if self.spatial is not None else self.temporal.grid
+
+    def query_slices(self, step: int, y: int, x: int, batch: int = 0) -> dict:
+        out = {}
+        if self.spatial is not None:
+            out.update(spatial=self.spatial.map_at(step, y, x, batch), key_grid=self.spatial.key_grid,
+                       key_spans=self.spatial.key_spans)
+        if self.temporal is not None:
+            out["temporal"] = self.temporal.weights_at(step, y, x, batch)
+        return out
+
+    def temporal_matrices(self, batch: int = 0) -> dict[str, torch.Tensor]:
+        if self.temporal is None:
+            return {}
+        label = "TAPE mean over pixels" if self.positional else "TA mean over pixels"
+        return {label: self.temporal.mean_matrix(batch)}
+
+    def clip_matrix(self) -> torch.Tensor | None:
+        return None if self.temporal is None else self.temporal.pixel_mean.float()
+
+
+class DecoupledAttention(AttentionBlock):
     """SA then TA (or TAPE), each with its own projections (paper Fig. 2b).
+
+    "DNL" in this code base is this block with both parts: the paper's
+    *decoupled* non-local (SA → TA, §3.2), not the Disentangled Non-Local
+    network of Yin et al. 2020.
 
     Either part can be left out, which gives the "+SA" and "+TA" rows of
     Table 6. `swap_projections` (set only for visualisation, paper Fig. 7)
     makes SA use TA's θ, φ, g and TA use SA's.
     """
 
+    paper_reference = "GTA paper §3.2, Eq. 3 (SA) and Eq. 4 (TA), Fig. 2b; Table 6"
+
     def __init__(
         self,
         channels: int,
-        num_frames: int,
+        num_steps: int,
         spatial: bool = True,
         temporal: bool = True,
         positional: bool = False,
@@ -140,7 +216,7 @@ class DecoupledAttention(nn.Module):
     ) -> None:
         super().__init__()
         self.spatial = SpatialAttention(channels, pool_keys=spatial_pool_keys, pool_first=spatial_pool_first) if spatial else None
-        self.temporal = TemporalAttention(channels, num_frames, positional=positional) if temporal else None
+        self.temporal = TemporalAttention(channels, num_steps, positional=positional) if temporal else None
         self.swap_projections = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -150,3 +226,57 @@ class DecoupledAttention(nn.Module):
         if self.temporal is not None:
             x = self.temporal(x, self.spatial.projections if swap else None)
         return x
+
+    @property
+    def kind(self) -> str:
+        return decoupled_kind(self)
+
+    @property
+    def display_name(self) -> str:
+        return self.kind.upper()
+
+    @property
+    def can_swap_projections(self) -> bool:
+        return self.spatial is not None and self.temporal is not None
+
+    @property
+    def compare_label(self) -> str | None:
+        return self.display_name if self.temporal is not None else None
+
+    def watch(self, recorder: Recorder) -> None:
+        for part in (self.spatial, self.temporal):
+            if part is not None:
+                watch_part(part, recorder)
+
+    def make_record(self, recorder: Recorder, name: str, batch: int, spans: FrameSpans, swapped: bool) -> DecoupledRecord:
+        temporal = None
+        if self.temporal is not None:
+            temporal = TemporalMaps.from_rows(recorder.rows(self.temporal.softmax), recorder.input_shapes[self.temporal][-2:])
+        return DecoupledRecord(
+            name,
+            spatial=spatial_maps(self.spatial, recorder, len(spans)) if self.spatial is not None else None,
+            temporal=temporal,
+            positional=self.temporal is not None and self.temporal.positional is not None,
+            swapped=swapped and self.can_swap_projections,
+            kind=self.kind,
+            frame_spans=spans,
+        )
+
+    def knockout_parts(self) -> list[KnockoutPart]:
+        return [("spatial", None, None), ("temporal", None, None)] if self.can_swap_projections else []
+
+    def knock_out(self, part: str, index, branch, undo: contextlib.ExitStack) -> None:
+        if part not in ("spatial", "temporal") or getattr(self, part) is None:
+            super().knock_out(part, index, branch, undo)
+        bypass(getattr(self, part), undo)
+
+
+def spatial_options(config) -> dict:
+    """SA's pooling switches from a VideoNetConfig (SA in SA, DNL, TAPE and GTA blocks)."""
+    return dict(spatial_pool_first=config.sa_pool == "before", spatial_pool_keys=config.sa_pool != "none")
+
+
+register_block("sa", lambda config, c, steps: DecoupledAttention(c, steps, temporal=False, **spatial_options(config)))
+register_block("ta", lambda config, c, steps: DecoupledAttention(c, steps, spatial=False))
+register_block("dnl", lambda config, c, steps: DecoupledAttention(c, steps, **spatial_options(config)))
+register_block("tape", lambda config, c, steps: DecoupledAttention(c, steps, positional=True, **spatial_options(config)))

@@ -101,9 +101,9 @@ class ResidualUnit(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.residual(x)
-        return self.attend(x) if self.attention is not None else x
+        return self.apply_attention(x) if self.attention is not None else x
 
-    def attend(self, x: torch.Tensor) -> torch.Tensor:
+    def apply_attention(self, x: torch.Tensor) -> torch.Tensor:
         """The attention block on the residual block's output (3D units fold time first)."""
         return self.attention(x)
 

@@ -72,7 +72,7 @@ class Bottleneck3D(nn.Module):
 class ResidualUnit3D(ResidualUnit):
     """A 3D residual block, optionally followed by an attention block run on (B·T', C, H, W)."""
 
-    def attend(self, x: torch.Tensor) -> torch.Tensor:
+    def apply_attention(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, T', H, W) through the attention block, time folded into the batch."""
         frames = x.shape[2]
         folded = self.attention(rearrange(x, "b c t h w -> (b t) c h w"))

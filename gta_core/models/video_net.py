@@ -14,13 +14,14 @@ from pydantic import Field
 from torch import nn
 
 from ..schema import validate
-from ..layers import DecoupledAttention, GTABlock, NonLocalBlock
+from ..layers import BLOCK_BUILDERS
 from ..layers.non_local import POOL_PLACES
 from .resnet2d import DEPTHS, ResNet2D
 from .resnet3d import I3D_INFLATE, ResNet3D
 from .slowfast import ALPHA, SlowFast
 
-BLOCK_KINDS = ("none", "nl", "sa", "ta", "dnl", "tape", "gta")
+# The built-in kinds; `layers.register_block` adds more (VideoNetConfig checks BLOCK_BUILDERS itself).
+BLOCK_KINDS = ("none", *BLOCK_BUILDERS)
 # r2d: a 2D ResNet per frame (the paper's R2D); i3d: MMAction2's ResNet3d (I3D-R50);
 # slowfast: PySlowFast's SlowFast-R50 (the paper's 3D backbone).
 BACKBONES = ("r2d", "i3d", "slowfast")
@@ -67,8 +68,8 @@ class VideoNetConfig:
     inflate: tuple[tuple[Literal[0, 1], ...], ...] | None = None
 
     def __post_init__(self) -> None:
-        if self.block not in BLOCK_KINDS:
-            raise ValueError(f"unknown block {self.block!r}; choose one of {BLOCK_KINDS}")
+        if self.block != "none" and self.block not in BLOCK_BUILDERS:
+            raise ValueError(f"unknown block {self.block!r}; choose one of {('none', *BLOCK_BUILDERS)}")
         if self.backbone not in BACKBONES:
             raise ValueError(f"unknown backbone {self.backbone!r}; choose one of {BACKBONES}")
         if self.backbone != "r2d":
@@ -119,38 +120,10 @@ class VideoNetConfig:
 
 
 def _block_factory(config: VideoNetConfig):
-    spatial = dict(spatial_pool_first=config.sa_pool == "before", spatial_pool_keys=config.sa_pool != "none")
-
-    def make(channels: int, frames: int) -> nn.Module:
-        if config.block == "nl":
-            return NonLocalBlock(
-                channels,
-                frames,
-                pool=config.nl_pool,
-                pool_ceil=config.nl_pool_ceil,
-                scale=config.nl_scale,
-                out_bias=config.nl_out_bias,
-            )
-        if config.block == "sa":
-            return DecoupledAttention(channels, frames, temporal=False, **spatial)
-        if config.block == "ta":
-            return DecoupledAttention(channels, frames, spatial=False)
-        if config.block == "dnl":
-            return DecoupledAttention(channels, frames, **spatial)
-        if config.block == "tape":
-            return DecoupledAttention(channels, frames, positional=True, **spatial)
-        return GTABlock(
-            channels,
-            frames,
-            pixel=config.gta_pixel,
-            region=config.gta_region,
-            cross_channel=config.gta_cross_channel,
-            groups=config.gta_groups,
-            num_regions=config.gta_num_regions,
-            **spatial,
-        )
-
-    return make
+    if config.block == "none":
+        return lambda channels, steps: None
+    build = BLOCK_BUILDERS[config.block]     # registered beside each block (layers/protocol.py)
+    return lambda channels, steps: build(config, channels, steps)
 
 
 def _make_backbone(config: VideoNetConfig) -> nn.Module:
@@ -234,7 +207,7 @@ class VideoNet(nn.Module):
         return self.forward_head(self.backbone.forward_from_block(name, block_input))
 
     def temporal_blocks(self) -> dict[str, nn.Module]:
-        """Inserted blocks by readable name, e.g. {"res3.1": NonLocalBlock, ...} ("slow.res3.1" on SlowFast)."""
+        """Inserted blocks (layers.AttentionBlock) by readable name, e.g. {"res3.1": NonLocalBlock, ...} ("slow.res3.1" on SlowFast)."""
         return {name: unit.attention for name, unit in self.backbone.named_units() if unit.attention is not None}
 
     def time_spans(self, name: str) -> tuple[tuple[int, int], ...]:

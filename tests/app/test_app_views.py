@@ -187,7 +187,7 @@ def test_swapped_attention_differs_from_dnl(app):
 
 
 def test_switching_views_reruns_nothing(app):
-    engine.run_model.clear()                                             # the counter is the app's own
+    engine.memory_cache().clear()                                        # the counter is the app's own
     before = sum(engine.INFERENCE_CALLS.values())
     at = choose(app.run(), THREE)
     calls = sum(engine.INFERENCE_CALLS.values())

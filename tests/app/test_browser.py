@@ -74,19 +74,26 @@ def _wait_healthy(url: str, server: subprocess.Popen, deadline_s: float = 60.0) 
 @contextlib.contextmanager
 def _serve(checkpoints: list[Path], cache: Path):
     """`streamlit run app/main.py` on a free localhost port with these checkpoint folders; yields its URL."""
+    with serve_app({"GTA_LENS_CHECKPOINTS": os.pathsep.join(str(c) for c in checkpoints),
+                    "GTA_LENS_CACHE": str(cache)}) as (url, _):   # GTA_LENS_CACHE: the Dataset view computes afresh
+        yield url
+
+
+@contextlib.contextmanager
+def serve_app(settings: dict[str, str], app_args: tuple[str, ...] = (), deadline_s: float = 60.0):
+    """The app with these GTA_LENS_* settings (and `-- app_args`) on a free localhost port; yields (URL, process)."""
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GTA_LENS_")}
-    env["GTA_LENS_CHECKPOINTS"] = os.pathsep.join(str(c) for c in checkpoints)
-    env["GTA_LENS_CACHE"] = str(cache)   # the Dataset view computes afresh
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GTA_LENS_")} | settings
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.address", "127.0.0.1",
-         "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+         "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
+         *(("--", *app_args) if app_args else ())],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(url, server)
-        yield url
+        _wait_healthy(url, server, deadline_s)
+        yield url, server
     finally:
         server.terminate()
         try:

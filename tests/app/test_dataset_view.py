@@ -116,7 +116,7 @@ def test_dataset_view_draws_the_report(dataset_app, dataset_root, tmp_path, chec
     assert all(np.allclose(array(h["z"]).sum(axis=1), 1.0, atol=1e-4) for h in grid)
     # GTA's global M̂: mean |M̂_P| over groups and heads, read from the checkpoint's weights.
     model = load_checkpoint(checkpoint_root / "c_gta").model
-    weights = model.temporal_blocks()["res3.1"].temporal.pixel_matrix.detach().abs()
+    weights = model.temporal_blocks()["res3.1"].global_temporal.pixel_matrix.detach().abs()
     expected_m = weights.reshape(-1, 8, 8).mean(dim=0).numpy()
     np.testing.assert_allclose(array(traces(figs["dataset_global_m"], "heatmap")[0]["z"]), expected_m, atol=1e-5)
 
