@@ -2,6 +2,8 @@
 
 The mmaction2 1.2.0 wheel lacks `mmaction.models.localizers.drn`; an empty
 module takes its place before importing (the DRN localizer is never used).
+Its multimodal models are switched off: with `transformers` installed (another
+peer) `import mmaction.models` would import them, and they need timm and scipy.
 """
 from __future__ import annotations
 
@@ -23,9 +25,16 @@ def _stub_missing_drn() -> None:
     sys.modules.setdefault(module.__name__, module)
 
 
+def _skip_multimodal() -> None:
+    import mmaction.utils.dependency as dependency
+
+    dependency.WITH_MULTIMODAL = False   # read by mmaction.models.multimodal at import
+
+
 def registry():
     """MMAction2's MODELS registry, with the default scope set."""
     _stub_missing_drn()
+    _skip_multimodal()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import mmaction.models  # noqa: F401  (registers the models)
