@@ -224,8 +224,10 @@ def _upload_keeps_the_query(page, expected: tuple[int, int]) -> None:
         expect(page.get_by_test_id("stMain").get_by_role("heading", name=label)).to_be_visible(timeout=TIMEOUT_MS)
         _wait_for_figures(page, count)
         if label == "Predictions":                     # an upload is no model's training data
-            expect(page.get_by_test_id("stAlertContentWarning")).to_have_count(len(CHECKPOINTS), timeout=TIMEOUT_MS)
-            expect(page.get_by_test_id("stAlertContentWarning").first).to_contain_text("Out of domain")
+            # In the page, not the sidebar (where the crafted checkpoint's "unreadable" warning sits).
+            warnings = page.get_by_test_id("stMain").get_by_test_id("stAlertContentWarning")
+            expect(warnings).to_have_count(len(CHECKPOINTS), timeout=TIMEOUT_MS)
+            expect(warnings.first).to_contain_text("Out of domain")
         if label == "Temporal attention":              # Fig. 5 matrices have their axes
             plots = page.locator("[data-testid='stMain'] .js-plotly-plot")
             assert plots.locator("text", has_text="query frame").count() > 0

@@ -66,8 +66,7 @@ def test_shared_metadata_is_copied_within_a_budget(pickles):
 # The CLI end to end, in one harness subprocess: the parent's and the reader's peaks are measured.
 # It runs in a folder holding a decoy `gta_core` package that would write a marker if imported:
 # the reader must load our module by path (python -I), not whatever the current folder holds.
-END_TO_END = ["expanded_view", "stride0_matrix", "shared_storage_bomb", "meta_shared_refs", "zip_bomb_member",
-              "huge_declared_storage", "op_reduce_global_zip", "op_newobj_ex"]
+END_TO_END = ["expanded_view", "shared_storage_bomb", "meta_shared_refs", "zip_bomb_member", "op_reduce_global_zip"]
 
 
 def test_import_refuses_in_one_line_under_1_gib_and_writes_nothing(pickles, tmp_path):
@@ -86,20 +85,21 @@ def test_import_refuses_in_one_line_under_1_gib_and_writes_nothing(pickles, tmp_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cases.json", "gta_core"], "nothing written, no decoy run"
 
 
-def test_import_from_another_folder_says_the_same(pickles, tmp_path):
-    """`python -m gta_core import ...` from /tmp-like folders and from the repo root: the same one line."""
+def test_import_from_another_folder_says_what_it_says_from_the_repo_root(pickles, tmp_path):
+    """`python -m gta_core import ...` run from a temporary folder: the reader still starts (it is
+    loaded by path) and refuses with the very line it gives from the repo root (asserted in full)."""
     source = pickles["expanded_view"]
-    lines = []
-    for cwd in (REPO, tmp_path):
-        done = subprocess.run(
-            [sys.executable, "-m", "gta_core", "import", "mmaction2", str(source), "--out", str(tmp_path / "out")],
-            capture_output=True, text=True, cwd=cwd, timeout=300,
-            env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"},
-        )
-        assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
-        lines.append(done.stderr.strip())
-    assert lines[0] == lines[1] and "expanded (stride-0) view" in lines[0]
-    assert not (tmp_path / "out").exists()
+    done = subprocess.run(
+        [sys.executable, "-m", "gta_core", "import", "mmaction2", str(source), "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"},
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == (
+        f"error: {source}: refused: tensor 'w' is an expanded (stride-0) view (size [268435456], stride [0]); "
+        "a checkpoint's tensors are dense"
+    )
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_the_memory_cap_is_4_gib_by_default_set_in_the_child_and_can_be_raised(tmp_path, capsys):
