@@ -18,7 +18,7 @@ from gta_core.checkpoint import CheckpointConfig, save_checkpoint
 from gta_core.comparison import ClipRows
 from gta_core.data.ssv2 import SSv2Dataset
 from gta_core.evaluate import dataset_for
-from gta_core.models import create_model
+from gta_core.models import create_model, list_models
 from gta_core.video import ClipSpec
 
 from .helpers import activate_blocks, one_thread  # noqa: F401  (fixture)
@@ -87,3 +87,26 @@ def test_clip_rows_average_test_views(checkpoints):
     block = rows.blocks[0][0]
     weights = [capture(model, views[:, v]).records[block].temporal.weights.mean(dim=(1, 2)) for v in range(3)]
     np.testing.assert_allclose(out[(0, block)], torch.stack(weights).mean(0).numpy(), atol=1e-5)
+
+
+# The registered 3D variants with input-dependent temporal weights (NL, SA and GTA blocks have no TA slot).
+THREE_D = [n for n in list_models() if n.startswith(("slowfast", "i3d", "demo_slowfast"))
+           and n.endswith(("_ta", "_dnl", "_tape"))]
+
+
+@pytest.mark.parametrize("name", THREE_D)
+def test_clip_rows_slots_fit_every_registered_3d_variant(name):
+    """Each TA slot is T'×T' with T' the block's own time steps: the row splits exactly, and equals capture's."""
+    frames = 16
+    model = activate_blocks(create_model(name, num_classes=3, num_frames=frames, width_multiplier=0.125).eval())
+    rows = ClipRows([model], [0], [3])
+    clip = torch.randn(1, 3, frames, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out = rows.split(rows(clip).numpy())
+        result = capture(model, clip)
+    assert rows.blocks[0]
+    for block in rows.blocks[0]:
+        steps = len(model.time_spans(block))
+        assert steps == (frames // 4 if block.startswith("slow.") else frames // 8), block
+        weights = result.records[block].temporal.weights.mean(dim=(1, 2))
+        np.testing.assert_allclose(out[(0, block)], weights.numpy(), atol=1e-6)

@@ -46,3 +46,10 @@ def test_one_scene_point_through_two_crops(app_crops):
     (box,) = picker["layout"]["shapes"]
     assert box["name"] == "g_three"
     assert [box[k] for k in ("y0", "y1", "x0", "x1")] == pytest.approx([-8.5, 119.5, -8.5, 119.5])
+
+
+def test_predictions_say_when_the_source_tests_more_views(app_crops):
+    at = choose(app_crops.run(), ["c_gta", "g_three"])
+    assert_clean(at)
+    notes = [c.value for c in at.caption if "views (clips × crops)" in c.value]
+    assert len(notes) == 1 and notes[0].startswith("Its source tests 3 views"), notes    # g_three only
