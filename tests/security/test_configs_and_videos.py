@@ -61,7 +61,7 @@ def test_predict_refuses_a_crafted_video_in_one_line(good_checkpoint, videos, na
 
 
 def test_configs_and_videos_stay_under_1_gib(configs, videos, good_checkpoint, tmp_path):
-    """The same commands in one harness subprocess, where ru_maxrss is measured (peaks bound every case)."""
+    """The same commands in one harness subprocess, where the peaks are measured (they bound every case)."""
     cases = [{"name": f"config {n}", "argv": ["info", str(p)]} for n, p in configs.items()]
     cases += [{"name": f"video {n}", "argv": ["predict", str(good_checkpoint), str(p), "--device", "cpu"]}
               for n, p in videos.items()]
