@@ -73,6 +73,9 @@ class NonLocalRecord:
     key_spans: tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]] = ((), ())  # as in SpatialMaps
     frame_spans: FrameSpans = ()
     kind: str = "nl"
+    # False for the dot-product mode (θφᵀ/N, no softmax): rows are signed and do not sum to 1.
+    is_distribution: bool = True
+    mode: str = "embedded_gaussian"     # the block's NL mode (layers/non_local.py)
 
     def row(self, t: int, y: int, x: int, batch: int = 0) -> torch.Tensor:
         """(T, h, w): the attention of query (t, y, x) over all of space-time (Fig. 1)."""
@@ -232,7 +235,7 @@ class _Recorder:
             key_spans = (pooled_spans(block.pool, height), pooled_spans(block.pool, width))
             return NonLocalRecord(
                 name, self.outputs[block.attend], frames, (height, width), block.key_grid(height, width), key_spans,
-                frame_spans=spans,
+                frame_spans=spans, is_distribution=block.attend.is_distribution, mode=block.mode,
             )
         if isinstance(block, DecoupledAttention):
             return DecoupledRecord(

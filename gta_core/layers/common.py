@@ -16,8 +16,15 @@ class AttentionSoftmax(nn.Module):
     re-implementing each block's maths.
     """
 
+    # The weights of each query sum to 1 (a distribution over keys); DotProductWeights' do not.
+    is_distribution = True
+
     def forward(self, scores: torch.Tensor) -> torch.Tensor:
         return scores.softmax(dim=-1)
+
+    def fused(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:
+        """softmax(q kᵀ · scale) v without holding the L×S weights (flash / memory-efficient kernels on GPU)."""
+        return F.scaled_dot_product_attention(q, k, v, scale=scale)
 
     @property
     def watched(self) -> bool:
@@ -25,8 +32,21 @@ class AttentionSoftmax(nn.Module):
         return bool(self._forward_hooks or self._forward_pre_hooks)
 
 
+class DotProductWeights(AttentionSoftmax):
+    """mmcv's dot-product pairwise function: scores / S (S keys), no softmax; rows are signed."""
+
+    is_distribution = False
+
+    def forward(self, scores: torch.Tensor) -> torch.Tensor:
+        return scores / scores.shape[-1]
+
+    def fused(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:
+        # Linear in the scores, so (q kᵀ) v = q (kᵀ v): (N, L, C) x (N, C, C) never holds the L×S weights.
+        return q @ (k.transpose(-2, -1) @ v) * (scale / k.shape[-2])
+
+
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, softmax: AttentionSoftmax) -> torch.Tensor:
-    """softmax(q kᵀ · scale) v: the one attention kernel of NL, SA and TA.
+    """softmax(q kᵀ · scale) v: the one attention kernel of NL, SA and TA (`softmax` may be DotProductWeights).
 
     q (N, L, C), k and v (N, S, C) -> (N, L, C). When a hook watches `softmax`
     (a capture), the (N, L, S) weights are formed explicitly and pass through
@@ -36,7 +56,7 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, soft
     """
     if softmax.watched:
         return softmax(q @ k.transpose(-2, -1) * scale) @ v
-    return F.scaled_dot_product_attention(q, k, v, scale=scale)
+    return softmax.fused(q, k, v, scale)
 
 
 def conv1x1(in_channels: int, out_channels: int, bias: bool = True) -> nn.Conv2d:

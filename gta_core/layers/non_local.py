@@ -1,4 +1,4 @@
-"""The non-local block (Wang et al. 2018), embedded-Gaussian version.
+"""The non-local block (Wang et al. 2018): embedded Gaussian (ours), Gaussian or dot product.
 
 The defaults are the variant that reproduces Table 1 of the GTA paper
 (R2D-50 + NL: 31.2 M parameters, 61.1 GFLOPs at 8×224²): θ, φ, g are 1×1
@@ -17,6 +17,12 @@ each is pinned against the peer's own code in tests/test_importers.py):
   rounding of odd grids.
 * `out_bias`: W^O with a bias (ours, TSM) or without (mmcv's ConvModule
   followed by a norm has none).
+* `mode`, mmcv's `_NonLocalNd.mode` (mmcv/cnn/bricks/non_local.py):
+  "embedded_gaussian" softmax(θφᵀ·scale) (ours); "gaussian" softmax(X X_pᵀ·scale)
+  on the raw features, no θ/φ (X_p the pooled X; mmcv never scales it, so
+  imports set scale=False); "dot_product" θφᵀ/S with S the number of keys and
+  no softmax (mmcv ignores use_scale there, and so does this block): its rows
+  are signed and do not sum to 1 (`attend.is_distribution` is False).
 """
 from __future__ import annotations
 
@@ -26,13 +32,19 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from .common import AttentionSoftmax, attend, conv1x1, key_pool, pooled_grid, zero_init_batchnorm
+from .common import AttentionSoftmax, DotProductWeights, attend, conv1x1, key_pool, pooled_grid, zero_init_batchnorm
 
 POOL_PLACES = ("after", "before", "none")
+NL_MODES = ("embedded_gaussian", "gaussian", "dot_product")
+
+
+def _unprojected(x: torch.Tensor) -> torch.Tensor:
+    """θ and φ of the "gaussian" mode: the features themselves."""
+    return x
 
 
 class NonLocalBlock(nn.Module):
-    """Y = X + BN(softmax(θφᵀ/√C') g W^O), attention over all of space-time."""
+    """Y = X + BN(f(θ, φ) g W^O), attention over all of space-time; f = softmax(θφᵀ/√C') by default."""
 
     def __init__(
         self,
@@ -43,19 +55,27 @@ class NonLocalBlock(nn.Module):
         pool_ceil: bool = True,
         scale: bool = True,
         out_bias: bool = True,
+        mode: str = "embedded_gaussian",
     ) -> None:
         super().__init__()
         if pool not in POOL_PLACES:
             raise ValueError(f"unknown NL pooling {pool!r}; choose one of {POOL_PLACES}")
+        if mode not in NL_MODES:
+            raise ValueError(f"unknown NL mode {mode!r}; choose one of {NL_MODES}")
+        self.mode = mode
         self.num_frames = num_frames
         self.inner_channels = inner_channels or channels // 2
         self.pool_first = pool == "before"
-        self.scale = 1 / math.sqrt(self.inner_channels) if scale else 1.0
-        self.query = conv1x1(channels, self.inner_channels)   # θ
-        self.key = conv1x1(channels, self.inner_channels)     # φ
+        # The softmax's temperature: √ of the width the scores are dot products over (X's own for "gaussian").
+        score_width = channels if mode == "gaussian" else self.inner_channels
+        self.scale = 1 / math.sqrt(score_width) if scale and mode != "dot_product" else 1.0
+        self.query = self.key = None                            # "gaussian": θ and φ are the identity
+        if mode != "gaussian":
+            self.query = conv1x1(channels, self.inner_channels)   # θ
+            self.key = conv1x1(channels, self.inner_channels)     # φ
         self.value = conv1x1(channels, self.inner_channels)   # g
         self.pool = key_pool(pool != "none", ceil_mode=pool_ceil)
-        self.attend = AttentionSoftmax()
+        self.attend = DotProductWeights() if mode == "dot_product" else AttentionSoftmax()
         self.out = conv1x1(self.inner_channels, channels, bias=out_bias)  # W^O
         self.norm = zero_init_batchnorm(channels)
 
@@ -67,15 +87,16 @@ class NonLocalBlock(nn.Module):
         # x: (B·T, C, H, W), frames folded into the batch by the R2D backbone.
         height, width = x.shape[-2:]
         frames = self.num_frames
-        q = rearrange(self.query(x), "(b t) c h w -> b (t h w) c", t=frames)
+        query, key = (part if part is not None else _unprojected for part in (self.query, self.key))
+        q = rearrange(query(x), "(b t) c h w -> b (t h w) c", t=frames)
         if self.pool_first:
             pooled = self.pool(x)
-            k, v = self.key(pooled), self.value(pooled)
+            k, v = key(pooled), self.value(pooled)
         else:
-            k, v = self.pool(self.key(x)), self.pool(self.value(x))
+            k, v = self.pool(key(x)), self.pool(self.value(x))
         k = rearrange(k, "(b t) c h w -> b (t h w) c", t=frames)
         v = rearrange(v, "(b t) c h w -> b (t h w) c", t=frames)
-        # softmax((B, T·H·W, C') x (B, C', T·h·w)) x (B, T·h·w, C') -> (B, T·H·W, C')
+        # f((B, T·H·W, C') x (B, C', T·h·w)) x (B, T·h·w, C') -> (B, T·H·W, C') (C' = C for "gaussian"'s scores)
         context = attend(q, k, v, self.scale, self.attend)
         context = rearrange(context, "b (t h w) c -> (b t) c h w", t=frames, h=height, w=width)
         return x + self.norm(self.out(context))

@@ -1,7 +1,8 @@
 """MMAction2's own models, built from the registry package, as the importers' oracle.
 
 The mmaction2 1.2.0 wheel lacks `mmaction.models.localizers.drn`; an empty
-module takes its place before importing (the DRN localizer is never used).
+module takes its place before importing (the DRN localizer is never used),
+and its multimodal models (which need timm) are left out.
 """
 from __future__ import annotations
 
@@ -28,6 +29,10 @@ def registry():
     _stub_missing_drn()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        # With transformers installed MMAction2 imports its multimodal models, which need timm (not a
+        # requirement here); none of them is used, so the placeholders stand in, as without transformers.
+        import mmaction.utils.dependency as dependency
+        dependency.WITH_MULTIMODAL = False
         import mmaction.models  # noqa: F401  (registers the models)
         from mmaction.registry import MODELS
         from mmengine.registry import init_default_scope
@@ -65,11 +70,15 @@ I3D_BACKBONE = dict(type="ResNet3d", pretrained2d=False, pretrained=None, depth=
 I3D_NL_POSITIONS = ((0, 0, 0), (0, 1, 0, 1), (0, 1, 0, 1, 0, 1), (0, 0, 0))
 
 
-def i3d_r50(num_classes: int, non_local: bool, **backbone_overrides):
-    """MMAction2's Recognizer3D with ResNet3d (i3d_r50.py) and I3DHead, random weights and BN statistics."""
+def i3d_r50(
+    num_classes: int, non_local: bool, nl_mode: str = "embedded_gaussian", calibration_size: int = 112,
+    **backbone_overrides,
+):
+    """MMAction2's Recognizer3D with ResNet3d (i3d_r50.py) and I3DHead, random weights and BN statistics;
+    its NonLocal3d blocks (mmcv's) in `nl_mode`."""
     backbone = {**I3D_BACKBONE, **backbone_overrides}
     if non_local:
-        backbone.update(non_local=I3D_NL_POSITIONS, non_local_cfg=NL_CFG)
+        backbone.update(non_local=I3D_NL_POSITIONS, non_local_cfg={**NL_CFG, "mode": nl_mode})
     config = dict(
         type="Recognizer3D",
         backbone=backbone,
@@ -82,7 +91,7 @@ def i3d_r50(num_classes: int, non_local: bool, **backbone_overrides):
     torch.manual_seed(0)          # ResNet3d's Kaiming init draws from the global generator
     model = _randomised(registry().build(config))
     # Statistics measured on a clip, then random around them (tests/helpers.py says why), NL γ included.
-    calibration = torch.randn(2, 3, 16, 112, 112, generator=torch.Generator().manual_seed(1))
+    calibration = torch.randn(2, 3, 16, calibration_size, calibration_size, generator=torch.Generator().manual_seed(1))
     calibrate_norms(model.backbone, calibration)
     return model
 
