@@ -41,9 +41,7 @@ def main() -> int:
     names = sorted(labels, key=lambda name: int(labels[name]))
     folder = Path(args.out or tempfile.mkdtemp(prefix="tsm_nl_"))
     folder.mkdir(parents=True, exist_ok=True)
-    model = peer.tsm_r50(num_classes=len(names), frames=8, non_local=True)
-    if args.mode != "embedded_gaussian":
-        model = _rebuilt_in_mode(args.mode, len(names))
+    model = _rebuilt_in_mode(args.mode, len(names))
     source = folder / FILE.format(mode=args.mode.replace("_", "-"))
     peer.save_as_published(model, str(source), CONFIG.format(mode=args.mode))
     (folder / "labels.txt").write_text("".join(f"{name}\n" for name in names))

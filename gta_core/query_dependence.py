@@ -202,6 +202,15 @@ def query_rows(record, queries: list[tuple[int, int, int]], batch: int = 0) -> d
             "key_shape": tuple(rows[0].shape), "is_distribution": True}
 
 
+def query_grid(record) -> tuple[int, int]:
+    """The (H, W) grid a record's queries live on."""
+    if isinstance(record, NonLocalRecord):
+        return record.grid
+    if record.spatial is not None:
+        return record.spatial.grid
+    return tuple(record.temporal.weights.shape[1:3])
+
+
 def far_apart_queries(grid: tuple[int, int], step: int, count: int = 4) -> list[tuple[int, int, int]]:
     """`count` (≤ 5) queries of step `step` spread over an (H, W) grid: the four corners' insets and the centre."""
     height, width = grid

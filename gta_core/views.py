@@ -180,6 +180,8 @@ class QueryView:
     temporal: np.ndarray | None = None     # TA part: (T',) weights of the query step over steps
     # GTA: the learned rows M̂[t] (mean |M̂| over groups and heads); the same at every pixel.
     global_rows: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    # False for dot-product NL rows (θφᵀ/N): signed, not summing to 1; draw them on a diverging scale.
+    is_distribution: bool = True
 
 
 def query_view(record, t: int, fy: float, fx: float, batch: int = 0) -> QueryView:
@@ -193,6 +195,7 @@ def query_view(record, t: int, fy: float, fx: float, batch: int = 0) -> QueryVie
         return QueryView(
             record.name, kind, **when, cell=(y, x), grid=record.grid, key_grid=record.key_grid,
             key_extents=key_extents(record.key_spans, record.grid), spacetime=row,
+            is_distribution=record.is_distribution,
         )
     spatial_maps = record.spatial
     if isinstance(record, GTARecord):
@@ -341,3 +344,13 @@ def domain_check(dataset: dict, video_path) -> DomainCheck:
     seen = f"{origin['name']} · {origin['variant']}"
     same = name.lower().startswith(origin["name"]) and variant == origin["variant"]
     return DomainCheck(trained_on, same, f"the video is a {seen} clip")
+
+
+def dependence_label(scores: dict) -> str:
+    """Part -> Score (gta_core.query_dependence) as one line: "NL: JS 0.112 bits, 84% explained by the mean row"."""
+    parts = []
+    for part, score in scores.items():
+        js = "JS undefined (signed rows)" if score.js is None else f"JS {score.js:.3f} bits"
+        parts.append(f"{part}: {js}, {score.explained:.0%} explained by the mean row"
+                     + (" (analytic)" if score.analytic else ""))
+    return "; ".join(parts)

@@ -3,7 +3,8 @@ import streamlit as st
 
 from app import ui
 from gta_core.figures import picker_figure, spacetime_figure, spatial_figure, temporal_weights_figure
-from gta_core.views import query_view
+from gta_core.query_dependence import block_scores
+from gta_core.views import dependence_label, query_view
 
 ctx = ui.page_context(
     "Query point",
@@ -40,11 +41,18 @@ for index, result, record in ui.block_columns(ctx, shown):
         f"{view.grid[0]}×{view.grid[1]} feature grid"
         + (f", keys on {view.key_grid[0]}×{view.key_grid[1]}" if view.key_grid else "")
     )
+    st.caption(f"Query dependence of this clip: {dependence_label(block_scores(record))}")
+    if not view.is_distribution:
+        st.warning(
+            "This block's rows are not distributions (dot-product NL: θφᵀ/N without a softmax): weights are "
+            "signed and need not sum to 1. Red is positive, blue negative, white 0."
+        )
     step = view.step
     if view.spacetime is not None:
         ui.chart(
             spacetime_figure(
-                time.images, view.spacetime, step, query.fy, query.fx, per_row, view.key_extents, time.names
+                time.images, view.spacetime, step, query.fy, query.fx, per_row, view.key_extents, time.names,
+                signed=not view.is_distribution,
             ),
             key=f"nl_{index}",
         )
