@@ -39,6 +39,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .query_dependence import capture_scores, part_labels
+from .query_dependence_cli import clip_means
 from .records import capture
 from .checkpoint import CONFIG_NAME, WEIGHTS_NAME, CheckpointError, load_checkpoint
 from .data.ssv2 import SSv2Dataset
@@ -48,7 +50,7 @@ from .evaluate import batch_indices, dataset_for, predict_logits, reversed_targe
 from .layers import DecoupledAttention, GTABlock
 from .video import ClipSpec, VideoError
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2     # 2: the report carries per-class query dependence
 CACHE_ENV = "GTA_LENS_CACHE"
 Progress = Callable[[int, int], None]     # (batches done, batches in all) on this rank
 
@@ -199,7 +201,9 @@ class ClipRows(nn.Module):
 
     A row holds each model's logits and, for models with TA blocks, each such
     block's T×T weights averaged over pixels (read by `capture`, whose hooks
-    do not change the logits). `evaluate.predict_logits` treats the rows as
+    do not change the logits), and for every attention block part its query
+    dependence on the clip (js, NaN where undefined, and explained; slot
+    "qd:<block>:<part>", gta_core/query_dependence.py). `evaluate.predict_logits` treats the rows as
     one model's logits: it runs, splits under torchrun and gathers them
     unchanged; `split` cuts them back into named arrays.
     """
@@ -208,15 +212,18 @@ class ClipRows(nn.Module):
         super().__init__()
         self.models = nn.ModuleList(models)
         self.blocks = [list(temporal_attention_blocks(model)) for model in models]
+        self.scored = [[(name, part) for name, block in model.temporal_blocks().items() for part in part_labels(block)]
+                       for model in models]
         self.slots = []
-        for index, blocks, classes in zip(indices, self.blocks, num_classes):
+        for index, blocks, scored, classes in zip(indices, self.blocks, self.scored, num_classes):
             self.slots.append(Slot(index, "logits", (classes,)))
             self.slots += [Slot(index, name, (frames, frames)) for name in blocks]
+            self.slots += [Slot(index, f"qd:{name}:{part}", (2,)) for name, part in scored]
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:   # (B, 3, T, H, W) -> (B, row width)
         parts = []
-        for model, blocks in zip(self.models, self.blocks):
-            if not blocks:
+        for model, blocks, scored in zip(self.models, self.blocks, self.scored):
+            if not scored:
                 parts.append(model(clips).float())
                 continue
             result = capture(model, clips)
@@ -224,6 +231,7 @@ class ClipRows(nn.Module):
             for name in blocks:
                 weights = result.records[name].temporal.weights            # (B, H, W, T, T)
                 parts.append(weights.float().mean(dim=(1, 2)).flatten(1))    # (B, T·T)
+            parts.append(_dependence_rows(result, scored).to(result.logits.device))
         return torch.cat(parts, dim=1)
 
     def split(self, rows: np.ndarray) -> dict[tuple[int, str], np.ndarray]:
@@ -236,6 +244,28 @@ class ClipRows(nn.Module):
         if start != rows.shape[1]:
             raise ValueError(f"a row has {rows.shape[1]} values, the slots {start}")
         return out
+
+
+def _dependence_rows(result, scored: list[tuple[str, str]]) -> torch.Tensor:
+    """(B, 2·len(scored)): per clip, (js or NaN, explained) of every (block, part)."""
+    rows = []
+    for batch in range(result.logits.shape[0]):
+        scores = capture_scores(result, batch)
+        rows.append([value for name, part in scored for value in (
+            float("nan") if scores[name][part].js is None else scores[name][part].js, scores[name][part].explained)])
+    return torch.tensor(rows, dtype=torch.float32)
+
+
+def query_dependence(outputs: dict, names: list[str], checkpoints: list, labels, class_names) -> dict:
+    """Model -> block -> part -> {js, explained, clips, per_class}: the clip scores averaged (per class too)."""
+    report: dict = {}
+    for index, checkpoint in enumerate(checkpoints):
+        for name, block in checkpoint.model.temporal_blocks().items():
+            for part in part_labels(block):
+                values = outputs[(index, f"qd:{name}:{part}")]          # (N, 2)
+                report.setdefault(names[index], {}).setdefault(name, {})[part] = clip_means(
+                    values[:, 0], values[:, 1], labels, class_names)
+    return report
 
 
 def global_matrices(model: nn.Module) -> dict[str, dict[str, np.ndarray]]:
@@ -330,10 +360,12 @@ def run_comparison(request: CompareRequest, env: DistEnv = DistEnv(), progress: 
     root = Path(request.data)
     clips = [(vid, _relative(path, root)) for path, _, vid in groups[0].dataset.samples]
     pairs = reversed_targets(request.data, class_names, np.arange(len(class_names)))
-    return build_report(
+    report = build_report(
         names, class_names, labels, logits, clips, pairs, temporal,
         {names[i]: global_matrices(c.model) for i, c in enumerate(checkpoints)},
     )
+    report["query_dependence"] = query_dependence(outputs, names, checkpoints, labels, class_names)
+    return report
 
 
 def compare(

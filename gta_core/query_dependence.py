@@ -167,6 +167,20 @@ def problems_of(record, batch: int = 0) -> dict[str, tuple[list[Problem] | None,
     return parts
 
 
+def part_labels(block) -> list[str]:
+    """The parts `problems_of` scores for an inserted block module, known before any capture (fixed-width rows)."""
+    from .layers import DecoupledAttention, GTABlock, NonLocalBlock
+
+    if isinstance(block, NonLocalBlock):
+        return ["NL"]
+    labels = ["SA"] if block.spatial is not None else []
+    if isinstance(block, DecoupledAttention) and block.temporal is not None:
+        labels.append("TAPE" if block.temporal.positional is not None else "TA")
+    if isinstance(block, GTABlock):
+        labels += ["GTA M̂"] + (["GTA regions"] if block.temporal.region_assign is not None else [])
+    return labels
+
+
 def block_scores(record, batch: int = 0, chunk: int = CHUNK) -> dict[str, Score]:
     """Part label ("NL", "SA", "TA", "TAPE", "GTA M̂", "GTA regions") -> its Score for clip `batch`."""
     out = {}

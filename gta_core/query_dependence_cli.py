@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -24,31 +23,29 @@ from .records import capture
 from .video import VideoError
 
 
-def _mean(values: list[float | None]) -> float | None:
-    """Mean of the defined values (None: undefined everywhere, as JS of signed rows)."""
-    defined = [v for v in values if v is not None and not math.isnan(v)]
-    return float(np.mean(defined)) if defined else None
+def clip_means(js: np.ndarray, explained: np.ndarray, labels: np.ndarray, class_names: list[str]) -> dict:
+    """Per-clip js (NaN: undefined) and explained (N,) -> means over all clips and over each class's clips."""
+    def means(mine: np.ndarray) -> dict:
+        defined = js[mine][~np.isnan(js[mine])]
+        return {"js": float(defined.mean()) if defined.size else None,
+                "explained": float(explained[mine].mean()), "clips": int(mine.sum())}
+
+    everything = means(np.ones(len(js), dtype=bool))
+    per_class = {name: means(labels == index) for index, name in enumerate(class_names) if (labels == index).any()}
+    return {**everything, "per_class": per_class}
 
 
 def summarise(per_clip: list[dict], labels: list[int], class_names: list[str]) -> dict:
     """[{block: {part: Score}} per clip] -> {block: {part: {js, explained, clips, analytic, note, per_class}}}."""
     out: dict = {}
-    first = per_clip[0]
-    for block, parts in first.items():
+    labels = np.asarray(labels)
+    for block, parts in per_clip[0].items():
         out[block] = {}
         for part, template in parts.items():
-            js = [clip[block][part].js for clip in per_clip]
-            explained = [clip[block][part].explained for clip in per_clip]
-            per_class = {}
-            for index, name in enumerate(class_names):
-                mine = [i for i, label in enumerate(labels) if label == index]
-                if mine:
-                    per_class[name] = {"js": _mean([js[i] for i in mine]),
-                                       "explained": _mean([explained[i] for i in mine]), "clips": len(mine)}
-            out[block][part] = {
-                "js": _mean(js), "explained": _mean(explained), "clips": len(per_clip),
-                "analytic": template.analytic, "note": template.note, "per_class": per_class,
-            }
+            js = np.array([np.nan if (v := clip[block][part].js) is None else v for clip in per_clip])
+            explained = np.array([clip[block][part].explained for clip in per_clip])
+            out[block][part] = {**clip_means(js, explained, labels, class_names),
+                                "analytic": template.analytic, "note": template.note}
     return out
 
 
