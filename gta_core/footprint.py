@@ -78,7 +78,7 @@ def footprint(model: nn.Module, clip: torch.Tensor, block: str, t: int, y: int, 
             (gradient,) = torch.autograd.grad(feature[t, :, y, x].sum(), clip)
     finally:
         model.train(was_training)
-    weights = gradient[0].abs().sum(dim=0).numpy()                   # (T, H, W)
+    weights = gradient[0].abs().sum(dim=0).float().cpu().numpy()                 # (T, H, W)
     touched = np.flatnonzero(weights.reshape(weights.shape[0], -1).max(axis=1) > 0)
     frames = (int(touched[0]), int(touched[-1]) + 1) if touched.size else (0, 0)
     return Footprint(weights, frames, spans[t], (y, x), (height, width))

@@ -1,8 +1,8 @@
 """Query point (paper Fig. 1, 3): NL's space-time row; DNL/GTA's spatial map and temporal weights."""
 import streamlit as st
 
-from app import ui
-from gta_core.figures import picker_figure, spacetime_figure, spatial_figure, temporal_weights_figure
+from app import interpret_engine, ui
+from gta_core.figures import footprint_figure, picker_figure, spacetime_figure, spatial_figure, temporal_weights_figure
 from gta_core.query_dependence import block_scores
 from gta_core.views import dependence_label, query_view
 
@@ -14,6 +14,11 @@ ctx = ui.page_context(
 query = ctx.query
 shown = ui.shown_results(ctx, "query_models")
 per_row = 8 if len(shown) == 1 else 4       # one model alone: every frame in one full-width row
+show_footprint = st.toggle(
+    "Footprint in the input", key="query_footprint",
+    help="The input frames and pixels the query's feature depends on (gradient of the block-input feature at the "
+         "query w.r.t. the clip): on 3D models far more than the step's nominal frames. One backward pass per model.",
+)
 picker_column, info_column = st.columns([1, 2])
 with picker_column:
     longest = max(ctx.results, key=lambda r: r.frames.shape[0])    # the clip the frame slider runs over
@@ -76,4 +81,19 @@ for index, result, record in ui.block_columns(ctx, shown):
                 view.global_rows, step, f"GTA row {step}: mean |M̂| (same at every pixel)", time.names
             ),
             key=f"global_{index}",
+        )
+    if show_footprint:
+        decoder = interpret_engine.decoder_or_stop(ctx.video)
+        found = interpret_engine.run_for(interpret_engine.footprint, result, ctx.video, decoder, record.name, step,
+                                         *view.cell)
+        size = result.frames.shape[1]
+        (y, x), (rows, cols) = view.cell, view.grid
+        box = (y * size / rows, x * size / cols, (y + 1) * size / rows, (x + 1) * size / cols)
+        ui.chart(
+            footprint_figure(
+                result.frames[time.frame], found.weights[time.frame], found.frame_mass, found.nominal_frames, box,
+                f"footprint: frames {found.frames[0]}–{found.frames[1] - 1} "
+                f"(nominal {found.nominal_frames[0]}–{found.nominal_frames[1] - 1})",
+            ),
+            key=f"footprint_{index}",
         )

@@ -22,7 +22,7 @@ from .attention import (
     topk_figure,
     wrap_label,
 )
-from .query_dependence import dependence_bars_figure, query_rows_figure
+from .query_dependence import dependence_bars_figure, footprint_figure, query_rows_figure
 from .dataset import class_matrices_figure, confusion_figure, gap_order, per_class_figure, short_class_name
 from .interpretation import (
     attribution_curves,
@@ -35,7 +35,7 @@ from .interpretation import (
 
 __all__ = [
     "attribution_curves", "attribution_strip_figure", "class_matrices_figure", "confusion_figure",
-    "dependence_bars_figure", "query_rows_figure",
+    "dependence_bars_figure", "footprint_figure", "query_rows_figure",
     "difference_figure", "frame_strip_figure", "gap_order", "per_class_figure", "short_class_name",
     "head_grid_figure", "knockout_figure", "matrix_figure", "occlusion_figure", "order_probe_figure", "overlay",
     "picker_figure", "png_uri", "regions_figure", "spacetime_figure", "spatial_figure", "swapped_figure",

@@ -8,7 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .attention import DIVERGING_SCALE, FONT
+from .attention import DIVERGING_SCALE, FONT, overlay
 
 
 def dependence_bars_figure(table: dict[str, dict[str, tuple[float | None, float]]]) -> go.Figure:
@@ -76,4 +76,33 @@ def query_rows_figure(rows: list[np.ndarray], titles: list[str], signed: bool = 
     height = 140 if images[0].shape[0] == 1 else 240
     figure.update_layout(title={"text": title, "font": {"size": 12}}, height=height, font=FONT,
                          margin={"l": 4, "r": 40, "t": 48 if title else 28, "b": 4})
+    return figure
+
+
+def footprint_figure(
+    frame: np.ndarray, weights: np.ndarray, frame_mass: np.ndarray, nominal: tuple[int, int],
+    cell_box: tuple[float, float, float, float], title: str = "",
+) -> go.Figure:
+    """A query's footprint (gta_core.footprint) beside its nominal cell.
+
+    Left: `frame` (S, S, 3) with the |gradient| map `weights` (S, S) of that frame
+    and the nominal cell as a white box (y0, x0, y1, x1 in pixels). Right: each
+    input frame's share of the footprint, the frames the step nominally stands
+    for shaded.
+    """
+    figure = make_subplots(rows=1, cols=2, column_widths=[0.4, 0.6], horizontal_spacing=0.08,
+                           subplot_titles=("this frame: |∂ feature / ∂ pixel|", "share of the footprint per frame"))
+    figure.add_trace(go.Image(z=overlay(frame, weights)), row=1, col=1)
+    y0, x0, y1, x1 = cell_box
+    figure.add_shape(type="rect", x0=x0 - 0.5, x1=x1 - 0.5, y0=y0 - 0.5, y1=y1 - 0.5,
+                     line={"color": "white", "width": 2}, row=1, col=1)
+    figure.add_trace(go.Bar(x=np.arange(len(frame_mass)), y=frame_mass, marker_color="#4c78a8", name="footprint",
+                            hovertemplate="frame %{x}: %{y:.1%}<extra></extra>"), row=1, col=2)
+    figure.add_vrect(x0=nominal[0] - 0.5, x1=nominal[1] - 0.5, fillcolor="#ff2b2b", opacity=0.15, line_width=0,
+                     row=1, col=2)
+    figure.update_xaxes(showticklabels=False, row=1, col=1)
+    figure.update_yaxes(showticklabels=False, row=1, col=1)
+    figure.update_xaxes(title_text="input frame (shaded: the step's nominal frames)", row=1, col=2)
+    figure.update_layout(title={"text": title, "font": {"size": 12}}, height=280, font=FONT, showlegend=False,
+                         margin={"l": 4, "r": 10, "t": 48, "b": 40})
     return figure

@@ -29,3 +29,15 @@ def test_query_dependence_page_and_query_point_numbers(app):
     assert_clean(at)
     captions = [c.value for c in at.caption if c.value.startswith("Query dependence of this clip")]
     assert len(captions) == 3 and "NL: JS" in captions[0] and "TA: JS" in captions[1]
+
+
+def test_query_point_footprint_beside_the_nominal_cell(app):
+    """R2D runs frame by frame: the footprint of a query is its own frame, which is also the nominal one."""
+    at = choose(app.run(), ["a_nl"])
+    at.switch_page("views/query.py").run()
+    at.toggle(key="query_footprint").set_value(True).run()
+    assert_clean(at)
+    figure = figures(at)["footprint_0"]
+    mass = array(traces(figure, "bar")[0]["y"])
+    assert mass.shape == (8,) and np.isclose(mass.sum(), 1.0) and np.count_nonzero(mass) == 1
+    assert len(traces(figure, "image")) == 1 and "nominal" in figure["layout"]["title"]["text"]
