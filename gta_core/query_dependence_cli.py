@@ -44,8 +44,9 @@ def summarise(per_clip: list[dict], labels: list[int], class_names: list[str]) -
         for part, template in parts.items():
             js = np.array([np.nan if (v := clip[block][part].js) is None else v for clip in per_clip])
             explained = np.array([clip[block][part].explained for clip in per_clip])
+            note = f"{template.note} (first clip)" if part == "GTA regions" else template.note
             out[block][part] = {**clip_means(js, explained, labels, class_names),
-                                "analytic": template.analytic, "note": template.note}
+                                "analytic": template.analytic, "note": note}
     return out
 
 
