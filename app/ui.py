@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import streamlit as st
 
 from gta_core import CheckpointError
+from gta_core.query_dependence import block_scores
 from gta_core.video import VideoError
 from gta_core.views import block_kind, dataset_label, find_record, step_frames, tick_names
 
@@ -465,3 +466,18 @@ def video_caption(ctx: Context) -> None:
         st.info(f"Note: {first.notice}.")
     if first.repeated:
         st.warning(f"The video has fewer frames than the model's {first.frames.shape[0]}; some frames repeat.")
+
+
+DEPENDENCE_KEY = "query_dependence_scores"
+
+
+def dependence(result: engine.ModelResult, record) -> dict:
+    """block_scores of a shown record, computed once per capture (kept in the session), not on every rerun:
+    an imported NL at 224² has ~10 M weights per block to read twice."""
+    store = st.session_state.setdefault(DEPENDENCE_KEY, {})
+    key = (result.name, id(result.capture), record.name)      # captures live in engine's resource cache
+    if key not in store:
+        if len(store) > 64:
+            store.clear()
+        store[key] = block_scores(record)
+    return store[key]

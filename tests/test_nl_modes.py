@@ -16,7 +16,8 @@ import torch
 from gta_core import capture, load_checkpoint
 from gta_core.layers import NonLocalBlock
 from gta_core.models import VideoNet
-from tests.helpers import RELATIVE_TOLERANCE, assert_same_logits, one_thread, run_cli  # noqa: F401
+from gta_core.__main__ import main as cli_main
+from tests.helpers import RELATIVE_TOLERANCE, assert_same_logits, one_thread  # noqa: F401
 from tests.peers import mmaction as peer
 from tests.test_importers_3d import I3D_NL_CONFIG
 
@@ -36,8 +37,8 @@ def imported(request, tmp_path_factory):
     model = peer.i3d_r50(num_classes=10, non_local=True, nl_mode=mode, base_channels=8, calibration_size=64)
     source = folder / FILE_NAMES[mode]
     peer.save_as_published(model, str(source), I3D_NL_CONFIG.replace("embedded_gaussian", mode))
-    done = run_cli("import", "mmaction2", str(source), "--out", str(folder / "ours"), "--frames", "16")
-    assert done.returncode == 0, done.stderr
+    # Our CLI, in-process (a subprocess per mode would spend seconds importing torch).
+    assert cli_main(["import", "mmaction2", str(source), "--out", str(folder / "ours"), "--frames", "16"]) == 0
     return mode, model, load_checkpoint(folder / "ours")
 
 

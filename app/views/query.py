@@ -3,7 +3,6 @@ import streamlit as st
 
 from app import interpret_engine, ui
 from gta_core.figures import footprint_figure, picker_figure, spacetime_figure, spatial_figure, temporal_weights_figure
-from gta_core.query_dependence import block_scores
 from gta_core.views import dependence_label, query_view
 
 ctx = ui.page_context(
@@ -46,7 +45,7 @@ for index, result, record in ui.block_columns(ctx, shown):
         f"{view.grid[0]}×{view.grid[1]} feature grid"
         + (f", keys on {view.key_grid[0]}×{view.key_grid[1]}" if view.key_grid else "")
     )
-    st.caption(f"Query dependence of this clip: {dependence_label(block_scores(record))}")
+    st.caption(f"Query dependence of this clip: {dependence_label(ui.dependence(result, record))}")
     if not view.is_distribution:
         st.warning(
             "This block's rows are not distributions (dot-product NL: θφᵀ/N without a softmax): weights are "

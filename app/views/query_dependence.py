@@ -3,7 +3,7 @@ import streamlit as st
 
 from app import ui
 from gta_core.figures import dependence_bars_figure, query_rows_figure
-from gta_core.query_dependence import block_scores, far_apart_queries, query_grid, query_rows
+from gta_core.query_dependence import far_apart_queries, query_grid, query_rows
 from gta_core.views import dependence_label, step_label, step_of
 
 ctx = ui.page_context(
@@ -15,7 +15,7 @@ ctx = ui.page_context(
     "defines the score.",
 )
 query = ctx.query
-scores = {result.name: {name: block_scores(record) for name, record in result.capture.records.items()}
+scores = {result.name: {name: ui.dependence(result, record) for name, record in result.capture.records.items()}
           for result in ctx.results}
 table = {model: {f"{block} · {part}": (score.js, score.explained)
                  for block, parts in blocks.items() for part, score in parts.items()}
