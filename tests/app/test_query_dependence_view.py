@@ -41,3 +41,21 @@ def test_query_point_footprint_beside_the_nominal_cell(app):
     mass = array(traces(figure, "bar")[0]["y"])
     assert mass.shape == (8,) and np.isclose(mass.sum(), 1.0) and np.count_nonzero(mass) == 1
     assert len(traces(figure, "image")) == 1 and "nominal" in figure["layout"]["title"]["text"]
+
+
+def test_signed_rows_are_drawn_on_a_diverging_scale_symmetric_about_zero():
+    """Dot-product NL rows: the colour bar runs −max|w| … +max|w| blue-white-red, 0 is white, titles give signed sums."""
+    from gta_core.figures import overlay, spacetime_figure
+
+    frames = np.zeros((2, 16, 16, 3), np.uint8)
+    row = np.array([[[0.2, -0.5]], [[0.1, 0.0]]], dtype=np.float32)      # (T=2, h=1, w=2)
+    figure = spacetime_figure(frames, row, 0, 0.5, 0.5, signed=True).to_plotly_json()
+    (bar,) = [t["marker"] for t in figure["data"] if t.get("marker", {}).get("showscale")]
+    assert (bar["cmin"], bar["cmax"]) == (-0.5, 0.5)
+    assert [stop[1] for stop in bar["colorscale"]] == ["rgb(33,102,172)", "rgb(247,247,247)", "rgb(178,24,43)"]
+    titles = [a["text"] for a in figure["layout"]["annotations"]]
+    assert titles[0].startswith("t=0: Σ -0.3") and titles[1].startswith("t=1: Σ +0.1")
+    # A zero weight paints white (blended half over the black frame), a positive one red, a negative one blue.
+    painted = overlay(np.zeros((2, 2, 3), np.uint8), np.array([[0.0, 0.5], [-0.5, 0.0]]), signed=True)
+    assert abs(int(painted[0, 0, 0]) - 124) <= 2 and painted[0, 1, 0] > painted[0, 1, 2]
+    assert painted[1, 0, 2] > painted[1, 0, 0]
