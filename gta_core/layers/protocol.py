@@ -9,7 +9,7 @@ Then, with no other file changed:
   (`make_record`), a `BlockRecord`;
 * `gta_core.views` (Query point, Temporal attention, Regions, export) reads only
   the record's methods below;
-* `gta_core.compare` reads `compare_label` / `BlockRecord.clip_matrix` (per-clip
+* `gta_core.comparison` reads `compare_label` / `BlockRecord.clip_matrix` (per-clip
   T'×T' statistics averaged per class) and `learned_matrices`;
 * `gta_core.interpret.knockouts` lists `knockout_parts` and applies `knock_out`;
 * `gta_core.query_dependence` scores `BlockRecord.query_dependence` (its parts' rows,
