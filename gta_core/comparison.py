@@ -221,7 +221,7 @@ class ClipRows(nn.Module):
 
         parts = []
         for model, blocks, scored in zip(self.models, self.blocks, self.scored):
-            if not scored:
+            if not blocks and not scored:           # nothing to read off a capture: a plain forward
                 parts.append(per_clip(model(flat).float(), logits=True))
                 continue
             result = capture(model, flat)

@@ -9,6 +9,7 @@ all clips and over the clips of each class (`per_class`), the same numbers
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -51,9 +52,28 @@ def summarise(per_clip: list[dict], labels: list[int], class_names: list[str]) -
 
 
 def scores_per_clip(model: torch.nn.Module, clips: torch.Tensor) -> list[dict]:
-    """One capture of a batch (B, 3, T, H, W) -> [{block: {part: Score}}] per clip."""
-    result = capture(model, clips)
-    return [capture_scores(result, batch) for batch in range(clips.shape[0])]
+    """One capture of a batch (B, [V,] 3, T, H, W) -> [{block: {part: Score}}] per clip.
+
+    With test views (the checkpoint's multi-view pipeline) each view is scored and a clip's score is the
+    mean over its views, as `compare` averages them."""
+    views = clips.shape[1] if clips.dim() == 6 else 1
+    result = capture(model, clips.flatten(0, 1) if clips.dim() == 6 else clips)
+    per_view = [capture_scores(result, batch) for batch in range(result.logits.shape[0])]
+    return [_view_mean(per_view[start:start + views]) for start in range(0, len(per_view), views)]
+
+
+def _view_mean(views: list[dict]) -> dict:
+    """[{block: {part: Score}}] of one clip's views -> one {block: {part: Score}} (js and explained averaged)."""
+    out = {}
+    for block, parts in views[0].items():
+        out[block] = {}
+        for part, first in parts.items():
+            scores = [view[block][part] for view in views]
+            js = None if first.js is None else float(np.mean([score.js for score in scores]))
+            explained = float(np.mean([score.explained for score in scores]))
+            out[block][part] = dataclasses.replace(first, js=js, explained=explained,
+                                                   queries=sum(score.queries for score in scores))
+    return out
 
 
 def measure(checkpoint_path: str, data: str, split: str = "validation", batch_size: int = 4,

@@ -135,3 +135,20 @@ def test_scores_read_from_lazy_rows_in_chunks_equal_the_dense_weights(kind, nl_m
                     assert (value.js is None) == (reference[part].js is None) == signed
                     if not signed:
                         assert value.js == pytest.approx(reference[part].js, abs=1e-5)
+
+
+def test_a_clips_test_views_are_scored_one_by_one_and_averaged(tiny):
+    """Multi-view pipelines give (B, V, 3, T, H, W): each view is captured and a clip's score is the views' mean."""
+    from gta_core.query_dependence_cli import scores_per_clip
+
+    model = tiny["dnl"]
+    views = tiny_clip(batch=2, frames=4, size=64)                 # the two views of one clip
+    (merged,) = scores_per_clip(model, views[None])
+    alone = [scores_per_clip(model, view[None])[0] for view in views]
+    for block, parts in merged.items():
+        for part, value in parts.items():
+            assert value.js == pytest.approx((alone[0][block][part].js + alone[1][block][part].js) / 2, abs=1e-9)
+            assert value.explained == pytest.approx(
+                (alone[0][block][part].explained + alone[1][block][part].explained) / 2, abs=1e-9)
+            assert value.queries == 2 * alone[0][block][part].queries
+    assert alone[0] != alone[1]                                   # the views differ, so the mean is a real one
