@@ -16,6 +16,7 @@ import torch
 from gta_core import capture, load_checkpoint
 from gta_core.layers import NonLocalBlock, Recorder
 from gta_core.models import VideoNet
+from gta_core.views import query_view
 from gta_core.__main__ import main as cli_main
 from tests.helpers import RELATIVE_TOLERANCE, assert_same_logits, one_thread  # noqa: F401
 from tests.peers import mmaction as peer
@@ -65,6 +66,8 @@ def test_the_capture_says_when_rows_are_not_distributions(imported):
     record = capture(checkpoint.model, torch.randn(1, 3, 16, 64, 64)).records["res4.1"]
     row = record.row(t=1, y=2, x=3)
     assert (record.mode, record.is_distribution) == (mode, mode != "dot_product")
+    view = query_view(record, 8, 0.5, 0.5)                       # what Query point and export draw
+    assert view.is_distribution == (mode != "dot_product") and view.spacetime.shape[0] == record.num_steps
     if mode == "dot_product":
         assert row.min() < 0 and abs(row.sum().item() - 1) > 1e-3
     else:
