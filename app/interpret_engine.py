@@ -94,6 +94,19 @@ def knockouts(
         return interpret.knockout(model, clip, None, target)
 
 
+@st.cache_data(show_spinner=False, max_entries=64)
+def footprint(
+    checkpoint: str, mtime_ns: int, digest: str, device: str, block: str, step: int, y: int, x: int,
+    _video_path: str, _decoder: str,
+):
+    """gta_core.footprint of query (step, y, x) of `block` (one backward pass; the model is only read)."""
+    from gta_core.footprint import footprint as footprint_of
+
+    model, clip = _model_and_clip(checkpoint, mtime_ns, digest, device, _video_path, _decoder)
+    with engine.model_lock():
+        return footprint_of(model, clip[None], block, step, y, x)
+
+
 def export_zip(
     video: engine.VideoChoice, names: list[str], device: str, ig_steps: int, knockout: str
 ) -> tuple[bytes, str | None]:

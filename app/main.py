@@ -25,6 +25,7 @@ PAGES = [
     st.Page("views/temporal.py", title="Temporal attention"),
     st.Page("views/regions.py", title="Regions"),
     st.Page("views/swapped.py", title="Swapped attention"),
+    st.Page("views/query_dependence.py", title="Query dependence"),
     st.Page("views/attributions.py", title="Attributions"),
     st.Page("views/order_probe.py", title="Order probe"),
     st.Page("views/knockout.py", title="Knockout"),

@@ -6,10 +6,12 @@ lives only in session_state; the caches in engine.py hold immutable values.
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 import streamlit as st
 
 from gta_core import CheckpointError
+from gta_core.query_dependence import block_scores
 from gta_core.video import VIDEO_SUFFIXES, VideoError
 from gta_core.views import block_kind, crop_point, dataset_label, find_record, scene_point, step_frames, tick_names
 from gta_core.views import frame_for as video_frame_for
@@ -526,3 +528,21 @@ def video_caption(ctx: Context) -> None:
         st.info(f"Note: {first.notice}.")
     if first.repeated:
         st.warning(f"The video has fewer frames than the model's {first.frames.shape[0]}; some frames repeat.")
+
+
+DEPENDENCE_KEY = "query_dependence_scores"
+
+
+def dependence(result: engine.ModelResult, record) -> dict:
+    """block_scores of a shown record, computed once per capture (kept in the session), not on every rerun:
+    an imported NL at 224² has ~10 M weights per block to read twice."""
+    store = st.session_state.setdefault(DEPENDENCE_KEY, {})
+    key = (result.name, id(result.capture), record.name)      # captures live in engine's resource cache
+    entry = store.get(key)
+    # A weak reference: the store must not keep a capture the memory budget evicted, and an id reused by a
+    # later capture must not return the evicted one's scores.
+    if entry is None or entry[0]() is not result.capture:
+        if len(store) > 64:
+            store.clear()
+        entry = store[key] = (weakref.ref(result.capture), block_scores(record))
+    return entry[1]

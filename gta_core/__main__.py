@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "gta_core.export",        # export
     "gta_core.importers",     # import
     "gta_core.matrices",      # matrices
+    "gta_core.query_dependence_cli",  # query-dependence
 )
 
 

@@ -38,6 +38,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .query_dependence import capture_scores, part_labels
+from .query_dependence_cli import clip_means
 from .records import capture
 from .checkpoint import CONFIG_NAME, WEIGHTS_NAME, CheckpointError, load_checkpoint
 from .data.ssv2 import SSv2Dataset
@@ -47,7 +49,7 @@ from .evaluate import average_views, batch_indices, dataset_for, predict_logits,
 from .hashing import file_sha256
 from .video import ClipSpec, VideoError
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2     # 2: the report carries per-class query dependence
 CACHE_ENV = "GTA_LENS_CACHE"
 Progress = Callable[[int, int], None]     # (batches done, batches in all) on this rank
 
@@ -160,7 +162,8 @@ def write_cached(cache_dir: Path, key: str, report: dict) -> Path:
 
 @dataclass(frozen=True)
 class Slot:
-    """A stretch of a ClipRows row: one checkpoint's logits, or one TA block's T×T weights."""
+    """A stretch of a ClipRows row: one checkpoint's logits, one TA block's T×T weights, or one block part's
+    query dependence (js, explained)."""
 
     model: int                  # index of the checkpoint in the request
     name: str                   # "logits" or a block name ("res3.1")
@@ -179,8 +182,11 @@ class ClipRows(nn.Module):
     block's T'×T' weights averaged over pixels (read by `capture`, whose hooks
     do not change the logits); T' is the block's own number of time steps
     (`model.time_spans`: the clip's frames on R2D, T/α on SlowFast's Slow
-    pathway). With test views (B, V, 3, T, H, W) the logits are averaged as
-    `average` says (evaluate.average_views) and the TA weights over the views.
+    pathway); and for every attention block part its query dependence on the
+    clip (js, NaN where undefined, and explained; slot "qd:<block>:<part>",
+    gta_core/query_dependence.py). With test views (B, V, 3, T, H, W) the
+    logits are averaged as `average` says (evaluate.average_views), the TA
+    weights and the query-dependence scores over the views.
     `evaluate.predict_logits` treats the rows as one model's logits: it runs,
     splits under torchrun and gathers them unchanged; `split` cuts them back
     into named arrays.
@@ -193,12 +199,15 @@ class ClipRows(nn.Module):
         self.models = nn.ModuleList(models)
         self.average = average
         self.blocks = [list(temporal_attention_blocks(model)) for model in models]
+        self.scored = [[(name, part) for name, block in model.temporal_blocks().items() for part in part_labels(block)]
+                       for model in models]
         self.slots = []
-        for model, index, blocks, classes in zip(models, indices, self.blocks, num_classes):
+        for model, index, blocks, scored, classes in zip(models, indices, self.blocks, self.scored, num_classes):
             self.slots.append(Slot(index, "logits", (classes,)))
             for name in blocks:
                 steps = len(model.time_spans(name))
                 self.slots.append(Slot(index, name, (steps, steps)))
+            self.slots += [Slot(index, f"qd:{name}:{part}", (2,)) for name, part in scored]
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:   # (B, [V,] 3, T, H, W) -> (B, row width)
         views = clips.shape[1] if clips.dim() == 6 else 0
@@ -211,8 +220,8 @@ class ClipRows(nn.Module):
             return average_views(values, self.average) if logits else values.mean(dim=1)
 
         parts = []
-        for model, blocks in zip(self.models, self.blocks):
-            if not blocks:
+        for model, blocks, scored in zip(self.models, self.blocks, self.scored):
+            if not blocks and not scored:           # nothing to read off a capture: a plain forward
                 parts.append(per_clip(model(flat).float(), logits=True))
                 continue
             result = capture(model, flat)
@@ -220,6 +229,7 @@ class ClipRows(nn.Module):
             for name in blocks:
                 matrix = result.records[name].clip_matrix()                 # (B·V, T', T'), averaged over pixels
                 parts.append(per_clip(matrix.float().flatten(1)))              # (B, T'·T')
+            parts.append(per_clip(_dependence_rows(result, scored).to(result.logits.device)))   # (B, 2·parts)
         return torch.cat(parts, dim=1)
 
     def split(self, rows: np.ndarray) -> dict[tuple[int, str], np.ndarray]:
@@ -232,6 +242,28 @@ class ClipRows(nn.Module):
         if start != rows.shape[1]:
             raise ValueError(f"a row has {rows.shape[1]} values, the slots {start}")
         return out
+
+
+def _dependence_rows(result, scored: list[tuple[str, str]]) -> torch.Tensor:
+    """(B, 2·len(scored)): per clip, (js or NaN, explained) of every (block, part)."""
+    rows = []
+    for batch in range(result.logits.shape[0]):
+        scores = capture_scores(result, batch)
+        rows.append([value for name, part in scored for value in (
+            float("nan") if scores[name][part].js is None else scores[name][part].js, scores[name][part].explained)])
+    return torch.tensor(rows, dtype=torch.float32)
+
+
+def query_dependence(outputs: dict, names: list[str], checkpoints: list, labels, class_names) -> dict:
+    """Model -> block -> part -> {js, explained, clips, per_class}: the clip scores averaged (per class too)."""
+    report: dict = {}
+    for index, checkpoint in enumerate(checkpoints):
+        for name, block in checkpoint.model.temporal_blocks().items():
+            for part in part_labels(block):
+                values = outputs[(index, f"qd:{name}:{part}")]          # (N, 2)
+                report.setdefault(names[index], {}).setdefault(name, {})[part] = clip_means(
+                    values[:, 0], values[:, 1], labels, class_names)
+    return report
 
 
 def global_matrices(model: nn.Module) -> dict[str, dict[str, np.ndarray]]:
@@ -321,10 +353,12 @@ def run_comparison(request: CompareRequest, env: DistEnv = DistEnv(), progress: 
     root = Path(request.data)
     clips = [(vid, _relative(path, root)) for path, _, vid in groups[0].dataset.samples]
     pairs = reversed_targets(request.data, class_names, np.arange(len(class_names)))
-    return build_report(
+    report = build_report(
         names, class_names, labels, logits, clips, pairs, temporal,
         {names[i]: global_matrices(c.model) for i, c in enumerate(checkpoints)},
     )
+    report["query_dependence"] = query_dependence(outputs, names, checkpoints, labels, class_names)
+    return report
 
 
 def compare_cached(

@@ -207,11 +207,15 @@ class QueryView:
     temporal: np.ndarray | None = None     # TA part: (T',) weights of the query step over steps
     # GTA: the learned rows M̂[t] (mean |M̂| over groups and heads); the same at every pixel.
     global_rows: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    # False for dot-product NL rows (θφᵀ/N): signed, not summing to 1; draw them on a diverging scale.
+    is_distribution: bool = True
 
 
 def _numpy(value):
     if isinstance(value, dict):
         return {label: _numpy(v) for label, v in value.items()}
+    if not isinstance(value, torch.Tensor):
+        return value                       # a flag (is_distribution)
     return value.detach().float().cpu().numpy()
 
 
@@ -331,3 +335,13 @@ def domain_check(dataset: dict, video_path) -> DomainCheck:
     seen = f"{origin['name']} · {origin['variant']}"
     same = name.lower().startswith(origin["name"]) and variant == origin["variant"]
     return DomainCheck(trained_on, same, f"the video is a {seen} clip")
+
+
+def dependence_label(scores: dict) -> str:
+    """Part -> Score (gta_core.query_dependence) as one line: "NL: JS 0.112 bits, 84% explained by the mean row"."""
+    parts = []
+    for part, score in scores.items():
+        js = "JS undefined (signed rows)" if score.js is None else f"JS {score.js:.3f} bits"
+        parts.append(f"{part}: {js}, {score.explained:.0%} explained by the mean row"
+                     + (" (analytic)" if score.analytic else ""))
+    return "; ".join(parts)

@@ -16,6 +16,7 @@ from gta_core.data import synth
 from gta_core.data.ssv2 import SSv2Dataset
 from gta_core.disagreement import build_report, class_statistics, only_right
 from gta_core.evaluate import dataset_for, predict_logits
+from gta_core.query_dependence import block_scores
 
 from .helpers import one_thread  # noqa: F401  (fixture)
 from .test_cli import one_error_line
@@ -124,6 +125,14 @@ def test_clip_predictions_and_class_weights_by_the_library(data_root, tiny_check
     np.testing.assert_allclose(np.sum(stats["per_class"][names[label]], axis=1), 1.0, atol=1e-5)   # softmax rows
     gta = report["temporal_stats"][Path(tiny_checkpoints[1]).name]["res3.1"]
     assert gta["kind"] == "GTA" and gta["between_class_spread"] == 0.0 and set(gta["global"]) == {"M̂_P", "M̂_R"}
+    # Query dependence per class: the class mean of each clip's score, as block_scores gives it.
+    dependence = report["query_dependence"][Path(tiny_checkpoints[0]).name]["res3.1"]
+    assert set(dependence) == {"SA", "TA"}
+    expected_js = np.mean([block_scores(r)["TA"].js for r in records])
+    assert dependence["TA"]["per_class"][names[label]]["js"] == pytest.approx(expected_js, abs=1e-5)
+    assert dependence["TA"]["per_class"][names[label]]["clips"] == len(clips)
+    gta_parts = report["query_dependence"][Path(tiny_checkpoints[1]).name]["res3.1"]
+    assert gta_parts["GTA M̂"]["js"] == 0.0 and gta_parts["GTA M̂"]["explained"] == 1.0
 
 
 def test_torchrun_gives_the_json_of_one_process(data_root, tiny_checkpoints):  # noqa: F811

@@ -168,9 +168,11 @@ def refusals(base: dict) -> dict[str, tuple[str, dict, str | None, list[str]]]:
         "3x3x3 inflate style": ("i3d", _edited(base, **{conv.format(1): k(1, 1, 1, 1, 1),
                                                       conv.format(2): k(1, 1, 3, 3, 3)}), None, []),
         "depth": ("i3d", _edited(base, **{"backbone.layer3.5.": None}), None, []),
-        "dot-product name": ("i3d_imagenet-pretrained-r50-nl-dot-product_8xb8-32x2x1", base, None, []),
+        # gaussian has no θ/φ: a file named so whose blocks have them is contradictory (tests/test_nl_modes.py
+        # imports the three modes MMAction2 ships).
         "gaussian name": ("i3d_imagenet-pretrained-r50-nl-gaussian_8xb8-32x2x1", base, None, []),
-        "dot_product config": ("i3d", base, I3D_NL_CONFIG.replace("embedded_gaussian", "dot_product"), []),
+        "two modes named": ("i3d_imagenet-pretrained-r50-nl-dot-product_8xb8-32x2x1", base, I3D_NL_CONFIG, []),
+        "concatenation config": ("i3d", base, I3D_NL_CONFIG.replace("embedded_gaussian", "concatenation"), []),
         "heavy config": ("i3d", base, I3D_NL_CONFIG.replace("conv1_stride_t=2", "conv1_stride_t=1"), []),
         "heavy, no config": ("i3d", heavy, None, []),
         "frames": ("i3d", base, None, ["--frames", "12"]),
@@ -181,9 +183,10 @@ EXPECTED = {
     "3×7×7 stem": "the 3-D stem conv1 is (64, 3, 3, 7, 7); ours is I3D's (64, 3, 5, 7, 7)",
     "3x3x3 inflate style": "layer1.0.conv2 is 3×3×3 (MMAction2's inflate_style '3x3x3')",
     "depth": "(3, 4, 5, 3) blocks per stage; only I3D-R50 (3, 4, 6, 3) is supported",
-    "dot-product name": "non-local mode 'dot_product' (named in the file name) computes θφᵀ/N without a softmax",
-    "gaussian name": "non-local mode 'gaussian' (named in the file name)",
-    "dot_product config": "non-local mode 'dot_product' (named in the config text)",
+    "gaussian name": "the file name names mode 'gaussian' (softmax(XXᵀ) on the raw features, without θ/φ), but the "
+                     "non-local blocks have θ/φ",
+    "two modes named": "the config text and file name name different NL modes: ['dot_product', 'embedded_gaussian']",
+    "concatenation config": "non-local mode 'concatenation' (named in the config text) computes ReLU(w·[θ; φ])/N",
     "heavy config": "the config sets conv1_stride_t=1",
     "heavy, no config": "every residual block is inflated, as in MMAction2's i3d r50-heavy config",
     "frames": "--frames 12 is not divisible by 8",

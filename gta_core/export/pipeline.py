@@ -182,7 +182,8 @@ def _block_entries(run: ModelRun, block: str, record) -> list[FigureEntry]:
     images, names = step_frames(run.frames, record), tick_names(record, run.frames.shape[0])
     if view.spacetime is not None:
         add("query", "_spacetime", f"space-time row of {when}",
-            F.spacetime_figure(images, view.spacetime, step, fy, fx, 4, view.key_extents, names))
+            F.spacetime_figure(images, view.spacetime, step, fy, fx, 4, view.key_extents, names,
+                               signed=not view.is_distribution))
     if view.spatial is not None:
         add("query", "_spatial", f"spatial, {when}",
             F.spatial_figure(images[step], view.spatial, fy, fx, f"spatial, {when}", view.key_extents))
@@ -241,7 +242,7 @@ def overlay_frames(runs: list[ModelRun]) -> np.ndarray:
                 view = query_view(records[0], f, 0.5, 0.5)
                 attention = view.spacetime[view.step] if view.spacetime is not None else view.spatial
                 if attention is not None:
-                    top = overlay(frame, attention, extents=view.key_extents)
+                    top = overlay(frame, attention, extents=view.key_extents, signed=not view.is_distribution)
             cam = overlay(frame, run.cam.positive_maps[f], (0.0, float(run.cam.positive_maps.max()) or 1.0))
             column = np.concatenate([_label(top, f"{run.name} {records[0].name if records else ''}"),
                                      _label(cam, "Grad-CAM")], axis=0)

@@ -30,6 +30,13 @@ OVERLAY_ALPHA = 0.5               # weight of the colour map over the frame
 QUERY_COLOUR = "#ff2b2b"          # the paper marks the query with a red cross
 MATRIX_SCALE = "Blues"            # Fig. 5: darker is larger
 SIGNED_SCALE = "RdBu"
+# Signed attention rows (the dot-product NL mode): blue (negative) - white (0) - red (positive), the
+# overlay's lookup table and its colour bar's plotly scale.
+_DIVERGING_RGB = np.array([[33, 102, 172], [247, 247, 247], [178, 24, 43]], dtype=np.float32)
+DIVERGING_LUT = np.stack(
+    [np.interp(np.linspace(0, 2, 256), [0, 1, 2], _DIVERGING_RGB[:, c]) for c in (2, 1, 0)], axis=-1
+).astype(np.uint8)[:, None, :]                       # (256, 1, 3) BGR, as cv2.applyColorMap takes it
+DIVERGING_SCALE = [[0.0, "rgb(33,102,172)"], [0.5, "rgb(247,247,247)"], [1.0, "rgb(178,24,43)"]]
 FONT = dict(size=11)
 
 
@@ -42,8 +49,12 @@ def overlay(
     vrange: tuple[float, float] | None = None,
     alpha: float = OVERLAY_ALPHA,
     extents: KeyExtents | None = None,
+    signed: bool = False,
 ) -> np.ndarray:
     """(S, S, 3) uint8 RGB frame + (h, w) attention -> (S, S, 3) uint8 RGB overlay.
+
+    `signed` (rows that are not distributions): the diverging `DIVERGING_LUT`
+    over a range symmetric about 0 (default ±max |value|), so 0 is white.
 
     The map is scaled min-max to [0, 255] over `vrange` (default: its own
     min and max, so a nearly flat map still shows where it peaks; the hover
@@ -55,6 +66,9 @@ def overlay(
     height, width = frame.shape[:2]
     attention = np.asarray(attention, dtype=np.float32)
     low, high = (float(attention.min()), float(attention.max())) if vrange is None else vrange
+    if signed and vrange is None:
+        high = max(abs(low), abs(high))
+        low = -high
     span = high - low
     scaled = np.clip((attention - low) / span, 0.0, 1.0) if span > 0 else np.zeros_like(attention)
     if extents is None:
@@ -70,7 +84,7 @@ def overlay(
         (top, _), (left, _) = rows[0], cols[0]
         heat[top:top + cells.shape[0], left:left + cells.shape[1]] = cells
         covered[top:top + cells.shape[0], left:left + cells.shape[1]] = True
-    coloured = cv2.cvtColor(cv2.applyColorMap(heat, COLORMAP), cv2.COLOR_BGR2RGB)
+    coloured = cv2.cvtColor(cv2.applyColorMap(heat, DIVERGING_LUT if signed else COLORMAP), cv2.COLOR_BGR2RGB)
     blended = cv2.addWeighted(np.ascontiguousarray(frame), 1.0 - alpha, coloured, alpha, 0.0)
     return np.where(covered[..., None], blended, frame).astype(np.uint8)
 
@@ -169,7 +183,8 @@ def _query_marker(fy: float, fx: float, size: tuple[int, int], index: int) -> di
 
 
 def _colour_bar(
-    vrange: tuple[float, float], index: int, y_domain: list[float], size: tuple[int, int], title: str = ""
+    vrange: tuple[float, float], index: int, y_domain: list[float], size: tuple[int, int], title: str = "",
+    signed: bool = False,
 ) -> dict:
     """The overlays' colour key: a transparent point at the centre of subplot `index`'s (S, S) image whose
     colour bar is jet (the overlay's `COLORMAP`) from vrange[0] to vrange[1], beside the rows spanning
@@ -183,7 +198,7 @@ def _colour_bar(
         "hoverinfo": "skip", "showlegend": False,
         "xaxis": x_ref, "yaxis": y_ref, "name": title or "colour scale",
         "marker": {
-            "color": [low], "colorscale": "Jet", "cmin": low, "cmax": high, "showscale": True, "opacity": 0,
+            "color": [low], "colorscale": DIVERGING_SCALE if signed else "Jet", "cmin": low, "cmax": high, "showscale": True, "opacity": 0,
             "colorbar": {
                 "x": 1.0, "xref": "paper", "xanchor": "left",
                 "y": sum(y_domain) / 2, "len": max(y_domain[1] - y_domain[0], 0.05), "yanchor": "middle",
@@ -296,26 +311,31 @@ def picker_figure(frame: np.ndarray, fy: float, fx: float, steps: int = 28,
 
 def spacetime_figure(
     frames: np.ndarray, row: np.ndarray, t: int, fy: float, fx: float, per_row: int = 8,
-    extents: KeyExtents | None = None, step_names: list[str] | None = None,
+    extents: KeyExtents | None = None, step_names: list[str] | None = None, signed: bool = False,
 ) -> go.Figure:
     """NL (Fig. 1): the query's attention over all T time steps, one colour scale for all.
 
     frames (T, S, S, 3), one image per time step; row (T, h, w), which sums to 1
     over all T·h·w keys; t the query's step. Titles give each step's share of the
     attention; step_names label the steps of a 3D block (default "t=k").
+    `signed` (dot-product NL: θφᵀ/N, no softmax): the row is not a distribution;
+    a diverging scale symmetric about 0, and titles give each step's signed sum.
     """
     count = frames.shape[0]
     names = step_names or [f"t={k}" for k in range(count)]
     rows, cols = _rows_cols(count, per_row)
     size = frames.shape[1:3]
-    vrange = (float(row.min()), float(row.max()))
+    bound = float(np.abs(row).max())
+    vrange = (-bound, bound) if signed else (float(row.min()), float(row.max()))
     data = []
     for k in range(count):
-        data.append(_image_trace(overlay(frames[k], row[k], vrange, extents=extents), k, names[k]))
+        data.append(_image_trace(overlay(frames[k], row[k], vrange, extents=extents, signed=signed), k, names[k]))
         data.append(_hover_trace(row[k], size, k, names[k], extents))
     data.append(_query_marker(fy, fx, size, t))
-    data.append(_colour_bar(vrange, 0, [0.0, 1.0], size, "weight"))
-    titles = [f"{names[k]}: {row[k].sum():.0%}" + (" (query)" if k == t else "") for k in range(count)]
+    key = "signed weight (not a distribution)" if signed else "weight"
+    data.append(_colour_bar(vrange, 0, [0.0, 1.0], size, key, signed=signed))
+    share = (lambda k: f"Σ {row[k].sum():+.3g}") if signed else (lambda k: f"{row[k].sum():.0%}")
+    titles = [f"{names[k]}: {share(k)}" + (" (query)" if k == t else "") for k in range(count)]
     layout = _grid_layout(rows, cols, titles, v_gap=0.08 / rows, title_room=0.1 / rows)
     layout["margin"] = {"l": 4, "r": 56, "t": 24, "b": 4}
     return _figure(data, layout, _strip_height(cols, rows))

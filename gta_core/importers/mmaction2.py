@@ -46,9 +46,9 @@ TO_CANONICAL = [
 PREPROCESSOR_KEYS = ("data_preprocessor.mean", "data_preprocessor.std")
 
 
-# mmcv/cnn/bricks/non_local.py, `_NonLocalNd.mode`: the pairwise function. Only embedded_gaussian is the
-# softmax(θφᵀ) ours computes; dot_product (θφᵀ/N, no softmax) and concatenation keep θ/φ/g, so their
-# weights would load and silently compute something else; gaussian (softmax(XXᵀ)) has no θ/φ at all.
+# mmcv/cnn/bricks/non_local.py, `_NonLocalNd.mode`: the pairwise function. Ours has the first three
+# (layers/non_local.py); only "gaussian" shows in the weights (no θ/φ), dot_product keeps θ/φ/g like
+# embedded_gaussian, so the mode is read from the config text or the file name.
 NL_MODES = {
     "embedded_gaussian": "softmax(θφᵀ)",
     "dot_product": "θφᵀ/N without a softmax",
@@ -86,22 +86,27 @@ def settings(tensors: dict[str, torch.Tensor], info: dict, file_name: str, field
     shift_div = re.search(r"shift_div\s*=\s*(\d+)", text)
     if shift_div and int(shift_div[1]) != 8:
         raise ValueError(f"TSM shift_div={shift_div[1]} is not supported (ours shifts 1/8 of the channels each way)")
-    notes = {}
+    notes, extra = {}, {}
     if fields["block"] == "nl":
-        notes["nl_mode"] = non_local_mode(text, file_name)
+        mode, notes["nl_mode"] = non_local_mode(text, file_name, fields["nl_mode"])
+        extra["nl_mode"] = mode
     if fields.get("backbone") == "i3d":
         notes["temporal_strides"] = i3d_strides(text, file_name, fields["inflate"])
     return {
         "tsm": any(re.search(r"\.conv1\.conv\.net\.weight$", k) for k in tensors),
-        "nl_scale": bool(re.search(r"use_scale\s*=\s*True", text)),
+        # mmcv scales by 1/√C' only in embedded_gaussian mode (use_scale is ignored by the others).
+        "nl_scale": bool(re.search(r"use_scale\s*=\s*True", text)) and extra.get("nl_mode") == "embedded_gaussian",
+        **extra,
     }, notes
 
 
-def non_local_mode(config_text: str, file_name: str) -> str:
-    """Where the NL mode comes from, for provenance; refuses any mode but embedded_gaussian.
+def non_local_mode(config_text: str, file_name: str, from_keys: str) -> tuple[str, str]:
+    """The NL mode and where it comes from (for provenance); refuses 'concatenation' and contradictions.
 
-    The mode is read from the config text (`mode='dot_product'`) and from
-    MMAction2's file names (`-nl-dot-product_`, `-nl-gaussian_`).
+    The mode is read from the config text (`mode='dot_product'`), from
+    MMAction2's file names (`-nl-dot-product_`, `-nl-gaussian_`) and from the
+    weights (`from_keys`: "gaussian" when the blocks have no θ/φ, else
+    "embedded_gaussian", which dot_product's weights look like too).
     """
     modes = "|".join(NL_MODES)
     name = file_name.lower().replace("-", "_")
@@ -109,17 +114,36 @@ def non_local_mode(config_text: str, file_name: str) -> str:
         "config text": set(re.findall(rf"['\"]({modes})['\"]", config_text)),
         "file name": set(re.findall(r"embedded_gaussian|dot_product|(?<!embedded_)gaussian|concatenation", name)),
     }
-    refused = [(where, mode) for where, named in found.items() for mode in sorted(named - {"embedded_gaussian"})]
-    if refused:
-        where, mode = refused[0]
+    for where, named in found.items():
+        if "concatenation" in named:
+            raise ValueError(
+                f"{file_name}: MMAction2 non-local mode 'concatenation' (named in the {where}) computes "
+                f"{NL_MODES['concatenation']}; ours has embedded_gaussian, gaussian and dot_product"
+            )
+    named = set().union(*found.values())
+    sources = [where for where, modes_there in found.items() if modes_there]
+    if len(named) > 1:
+        raise ValueError(f"{file_name}: the {' and '.join(sources)} name different NL modes: {sorted(named)}")
+    if from_keys == "gaussian":
+        if named - {"gaussian"}:
+            raise ValueError(
+                f"{file_name}: the non-local blocks have no θ/φ (mode 'gaussian') but the "
+                f"{' and '.join(sources)} name {sorted(named)[0]!r}"
+            )
+        named_in = f"; named in the {' and '.join(sources)}" if sources else ""
+        return "gaussian", f"gaussian (the weights have no θ/φ{named_in})"
+    if named == {"gaussian"}:
         raise ValueError(
-            f"{file_name}: MMAction2 non-local mode {mode!r} (named in the {where}) computes {NL_MODES[mode]}; "
-            "ours is the embedded-Gaussian softmax(θφᵀ), so its logits would differ"
+            f"{file_name}: the {' and '.join(sources)} names mode 'gaussian' ({NL_MODES['gaussian']}), "
+            "but the non-local blocks have θ/φ"
         )
-    sources = [where for where, named in found.items() if named]
-    if sources:
-        return f"embedded_gaussian (named in the {' and '.join(sources)})"
-    return "embedded_gaussian (assumed: mmcv's default mode; neither the config text nor the file name names one)"
+    if named:
+        mode = named.pop()
+        return mode, f"{mode} (named in the {' and '.join(sources)})"
+    return "embedded_gaussian", (
+        "embedded_gaussian (assumed: mmcv's default mode; neither the config text nor the file name names one, "
+        "and dot_product's weights look the same)"
+    )
 
 
 def _backbone_text(config_text: str) -> str:

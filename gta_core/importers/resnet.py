@@ -73,19 +73,26 @@ def head_and_nl_fields(canonical: dict[str, torch.Tensor], what: str) -> dict:
     if not positions:
         return fields
     nl_keys = [k for k in canonical if ".nl." in k]
-    if not any(".nl.theta." in k for k in nl_keys):
-        raise MappingError(f"{what}: non-local blocks without θ/φ (the 'gaussian' mode) are not supported")
+    blocks = {key.split(".nl.")[0] for key in nl_keys}
+    projected = {key.split(".nl.")[0] for key in nl_keys if re.search(r"\.nl\.(theta|phi)\.", key)}
+    # mmcv's 'gaussian' mode has no θ/φ (its `phi` is a parameterless max-pool); the other modes have both.
+    if projected and projected != blocks:
+        raise MappingError(f"{what}: some non-local blocks have θ/φ and some do not; ours has one NL mode per model")
     if not any(".nl.W.1." in k for k in nl_keys):
         raise MappingError(f"{what}: non-local blocks without a norm after W^O are not supported")
     unknown = [k for k in nl_keys if not re.search(r"\.nl\.(theta|phi|g|W)\.", k)]
     if unknown:
-        raise MappingError(f"{what}: unknown non-local parts ({', '.join(unknown[:3])}); only embedded Gaussian is supported")
+        raise MappingError(
+            f"{what}: unknown non-local parts ({', '.join(unknown[:3])}); the 'concatenation' NL mode is not supported"
+        )
     fields.update(
         block="nl",
         block_positions=tuple((stage, tuple(sorted(set(idx)))) for stage, idx in sorted(positions.items())),
         nl_pool="after" if any(".nl.g.0." in k for k in nl_keys) else "none",
         nl_pool_ceil=False,
         nl_out_bias=any(re.search(r"\.nl\.W\.0\.bias$", k) for k in nl_keys),
+        # Off the keys only "gaussian" (no θ/φ) shows; dot_product looks like embedded_gaussian (the format reads it).
+        nl_mode="embedded_gaussian" if projected else "gaussian",
     )
     return fields
 

@@ -44,6 +44,8 @@ def settings(tensors: dict[str, torch.Tensor], info: dict, file_name: str, field
     """
     if fields.get("backbone", "r2d") != "r2d":
         raise ValueError(f"{file_name}: a 3-D stem; the TSM repository's models are 2-D ResNets")
+    if fields.get("nl_mode") == "gaussian":
+        raise ValueError(f"{file_name}: non-local blocks without θ/φ; ops/non_local.py has only the embedded Gaussian")
     notes = {"nl_mode": "embedded_gaussian (the only mode of ops/non_local.py)"} if fields["block"] == "nl" else {}
     return {"tsm": any(re.search(r"\.conv1\.net\.weight$", k) for k in tensors), "nl_scale": False}, notes
 

@@ -4,7 +4,7 @@ Every block subclasses `protocol.AttentionBlock` and registers itself with
 `protocol.register_block`, so capture, views, compare, knockouts and export
 need no list of blocks (see protocol.py).
 """
-from .attention_maps import FrameSpans, Recorder, SoftmaxRows, SpatialMaps, TemporalMaps
+from .attention_maps import DependencePart, FrameSpans, Problem, Recorder, SoftmaxRows, SpatialMaps, TemporalMaps
 from .common import AttentionSoftmax
 from .protocol import BLOCK_BUILDERS, AttentionBlock, BlockRecord, register_block
 # Imported in this order so that BLOCK_BUILDERS lists nl, sa, ta, dnl, tape, gta.
@@ -21,12 +21,14 @@ __all__ = [
     "BlockRecord",
     "DecoupledAttention",
     "DecoupledRecord",
+    "DependencePart",
     "FrameSpans",
     "GlobalTemporalAttention",
     "GTABlock",
     "GTARecord",
     "NonLocalBlock",
     "NonLocalRecord",
+    "Problem",
     "QueryKeyValue",
     "Recorder",
     "SoftmaxRows",

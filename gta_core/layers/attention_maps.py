@@ -17,7 +17,7 @@ models), `dense=False` keeps every softmax lazily (tests of the lazy path).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -31,6 +31,27 @@ FrameSpans = tuple[tuple[int, int], ...]
 KeySpans = tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]]
 
 
+Rows = Callable[[torch.Tensor], torch.Tensor]      # (Q,) query indices -> (Q, K) float32 rows
+
+
+@dataclass
+class Problem:
+    """Queries 0..num_queries-1 whose rows share keys and one mean row (one query step of one part of a
+    block): what gta_core.query_dependence scores, reading `rows` a chunk of queries at a time."""
+
+    rows: Rows
+    num_queries: int
+
+
+@dataclass
+class DependencePart:
+    """One part of a block (NL, SA, TA, ...) as the query-dependence score sees it (`BlockRecord.query_dependence`)."""
+
+    problems: list[Problem] | None     # None: query-independent by construction (GTA's M̂: analytic 0)
+    is_distribution: bool = True       # False: signed rows (dot-product NL), for which JS is undefined
+    note: str = ""
+
+
 def cast_tensor(value, device, dtype):
     """A tensor moved (floating tensors also cast); anything else as it is."""
     if not isinstance(value, torch.Tensor):
@@ -40,22 +61,33 @@ def cast_tensor(value, device, dtype):
 
 @dataclass
 class SoftmaxRows:
-    """softmax(q kᵀ · scale) of N independent problems, kept lazily or densely (module docstring)."""
+    """softmax(q kᵀ · scale) of N independent problems, kept lazily or densely (module docstring).
+
+    `is_distribution` False: the rows are mmcv's dot product q kᵀ · scale / S, no softmax (signed, not
+    summing to 1); a lazy record then keeps q and k only (no log-sum-exp)."""
 
     scale: float
     query: torch.Tensor | None = None       # (N, L, C') lazy
     key: torch.Tensor | None = None         # (N, S, C') lazy
-    logsumexp: torch.Tensor | None = None   # (N, L) lazy: log Σ_s exp(q_l k_s · scale)
+    logsumexp: torch.Tensor | None = None   # (N, L) lazy: log Σ_s exp(q_l k_s · scale); None for dot products
     dense: torch.Tensor | None = None       # (N, L, S) dense
+    is_distribution: bool = True
 
-    def row(self, n: int, index: int) -> torch.Tensor:
-        """(S,) float32 weights of query `index` of problem `n`.
+    def _weights(self, scores: torch.Tensor) -> torch.Tensor:
+        """Scores q·k·scale (..., S) -> the weights: a softmax, or / S for dot products."""
+        return torch.softmax(scores, dim=-1) if self.is_distribution else scores / scores.shape[-1]
+
+    def row(self, n, index) -> torch.Tensor:
+        """(S,) float32 weights of query `index` of problem `n`; with a (Q,) tensor for `n` or `index`
+        (or both), the (Q, S) rows of those queries: what the query-dependence score reads in chunks.
 
         A whole row is normalised by its own scores (a softmax over S): exact at float32, and
         at float16 storage the rounding of q and k moves the weights, not their sum."""
         if self.dense is not None:
             return self.dense[n, index].float()
-        return torch.softmax(self.key[n].float() @ self.query[n, index].float() * self.scale, dim=-1)
+        query = self.query[n, index].float().unsqueeze(-2)                  # (..., 1, C')
+        scores = (query @ self.key[n].float().transpose(-2, -1)).squeeze(-2)  # (..., S)
+        return self._weights(scores * self.scale)
 
     def column(self, n: int, index: int) -> torch.Tensor:
         """(L,) float32 weight every query of problem `n` gives key `index` (which queries look here):
@@ -63,6 +95,8 @@ class SoftmaxRows:
         if self.dense is not None:
             return self.dense[n, :, index].float()
         scores = self.query[n].float() @ self.key[n, index].float() * self.scale               # (L,)
+        if not self.is_distribution:
+            return scores / self.key.shape[1]
         return torch.exp(scores - self.logsumexp[n].float())
 
     @property
@@ -70,7 +104,7 @@ class SoftmaxRows:
         """(N, L, S) float32: every weight (formed on demand when lazy; O(N·L·S) memory)."""
         if self.dense is not None:
             return self.dense.float()
-        return torch.softmax(self.query.float() @ self.key.float().transpose(1, 2) * self.scale, dim=-1)
+        return self._weights(self.query.float() @ self.key.float().transpose(1, 2) * self.scale)
 
     @property
     def is_lazy(self) -> bool:
@@ -84,7 +118,8 @@ class SoftmaxRows:
 
         The log-sum-exp stays float32 (one number per query): in float16 its rounding alone
         would move every weight of a row by up to 0.1 %."""
-        changes = {f.name: cast_tensor(getattr(self, f.name), device, dtype) for f in dataclasses.fields(self) if f.name != "scale"}
+        changes = {f.name: cast_tensor(getattr(self, f.name), device, dtype) for f in dataclasses.fields(self)
+                   if f.name not in ("scale", "is_distribution")}
         changes["logsumexp"] = cast_tensor(self.logsumexp, device, torch.float32)
         return dataclasses.replace(self, **changes)
 
@@ -126,12 +161,14 @@ class Recorder:
     def rows(self, softmax: nn.Module) -> SoftmaxRows:
         """What `watch_rows(softmax)` saw, in the form the capture asked for."""
         query, key, logsumexp, scale = self.statistics[softmax]
+        distribution = softmax.is_distribution          # False: dot-product weights (q kᵀ·scale/S)
         if self.dense:
-            return SoftmaxRows(scale, dense=self.outputs[softmax])
-        lazy = SoftmaxRows(scale, query, key, logsumexp)
+            return SoftmaxRows(scale, dense=self.outputs[softmax], is_distribution=distribution)
+        lazy = SoftmaxRows(scale, query, key, logsumexp, is_distribution=distribution)
         queries, keys, channels = query.shape[1], key.shape[1], query.shape[2]
         if self.dense is None and queries * keys <= (queries + keys) * channels:
-            return SoftmaxRows(scale, dense=lazy.weights.to(query.dtype))   # the weights are the smaller form
+            # the weights are the smaller form
+            return SoftmaxRows(scale, dense=lazy.weights.to(query.dtype), is_distribution=distribution)
         return lazy
 
     def eject(self) -> None:
@@ -158,6 +195,12 @@ class SpatialMaps:
     def map_at(self, t: int, y: int, x: int, batch: int = 0) -> torch.Tensor:
         """(h, w) attention of query pixel (y, x) of step t over that step's keys."""
         return self.rows.row(batch * self.num_steps + t, y * self.grid[1] + x).reshape(self.key_grid)
+
+    def problems(self, batch: int = 0) -> list[Problem]:
+        """Query dependence: per step t, its H·W query pixels over that step's keys (lazy rows in chunks)."""
+        first = batch * self.num_steps
+        return [Problem(lambda index, n=first + t: self.rows.row(n, index), self.grid[0] * self.grid[1])
+                for t in range(self.num_steps)]
 
     def tensors(self) -> Iterator[torch.Tensor]:
         return self.rows.tensors()
@@ -192,6 +235,13 @@ class TemporalMaps:
     def mean_matrix(self, batch: int = 0) -> torch.Tensor:
         """(T', T') weights averaged over pixels (the TA counterpart of Fig. 5)."""
         return self.pixel_mean[batch].float()
+
+    def problems(self, batch: int = 0) -> list[Problem]:
+        """Query dependence: per query step t, the H·W pixels' rows over the T' key steps; a chunk of
+        pixels is a chunk of problems n of `rows` (the mean row is the pixel mean, `pixel_mean[batch, t]`)."""
+        pixels = self.grid[0] * self.grid[1]
+        return [Problem(lambda index, t=t: self.rows.row(batch * pixels + index, t), pixels)
+                for t in range(self.pixel_mean.shape[-1])]
 
     def tensors(self) -> Iterator[torch.Tensor]:
         yield from self.rows.tensors()

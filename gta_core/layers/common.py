@@ -9,7 +9,9 @@ from torch import nn
 
 
 class SoftmaxStatistics(nn.Module):
-    """Hook point for a lazy capture: `attend` calls it with (q, k, log-sum-exp, scale) and it returns nothing."""
+    """Hook point for a lazy capture: `attend` calls it with (q, k, log-sum-exp, scale) and it returns nothing.
+
+    The log-sum-exp is None for DotProductWeights, whose rows need only q and k."""
 
     def forward(self, query, key, logsumexp, scale) -> None:
         return None
@@ -24,12 +26,27 @@ class AttentionSoftmax(nn.Module):
     dense weights, a hook on `statistics` the inputs of a lazy record.
     """
 
+    # The weights of each query sum to 1 (a distribution over keys); DotProductWeights' do not.
+    is_distribution = True
+
     def __init__(self) -> None:
         super().__init__()
         self.statistics = SoftmaxStatistics()
 
     def forward(self, scores: torch.Tensor) -> torch.Tensor:
         return scores.softmax(dim=-1)
+
+    def fused(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:
+        """softmax(q kᵀ · scale) v without holding the L×S weights (flash / memory-efficient kernels on GPU)."""
+        return F.scaled_dot_product_attention(q, k, v, scale=scale)
+
+    def row_statistics(self, scores: torch.Tensor) -> torch.Tensor | None:
+        """What a lazy record keeps per row besides q and k: the log-sum-exp (N, L) of the scores."""
+        return torch.logsumexp(scores.float(), dim=-1)
+
+    def fused_with_statistics(self, q, k, v, scale: float) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """`fused`'s output and `row_statistics`, still without the L×S weights where a kernel allows."""
+        return _attention_with_logsumexp(q, k, v, scale)
 
     @property
     def watched(self) -> bool:
@@ -64,27 +81,47 @@ def _attention_with_logsumexp(q, k, v, scale: float) -> tuple[torch.Tensor, torc
     return torch.cat(outs, dim=1), torch.cat(sums, dim=1)
 
 
+class DotProductWeights(AttentionSoftmax):
+    """mmcv's dot-product pairwise function: scores / S (S keys), no softmax; rows are signed."""
+
+    is_distribution = False
+
+    def forward(self, scores: torch.Tensor) -> torch.Tensor:
+        return scores / scores.shape[-1]
+
+    def fused(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:
+        # Linear in the scores, so (q kᵀ) v = q (kᵀ v): (N, L, C) x (N, C, C) never holds the L×S weights.
+        return q @ (k.transpose(-2, -1) @ v) * (scale / k.shape[-2])
+
+    def row_statistics(self, scores: torch.Tensor) -> None:
+        return None      # a row is q·kᵀ·scale/S itself: q and k are all a lazy record needs
+
+    def fused_with_statistics(self, q, k, v, scale: float) -> tuple[torch.Tensor, None]:
+        return self.fused(q, k, v, scale), None
+
+
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, softmax: AttentionSoftmax) -> torch.Tensor:
-    """softmax(q kᵀ · scale) v: the one attention kernel of NL, SA and TA.
+    """softmax(q kᵀ · scale) v: the one attention kernel of NL, SA and TA (`softmax` may be DotProductWeights).
 
     q (N, L, C), k and v (N, S, C) -> (N, L, C). When a hook watches `softmax`
     (a dense capture, tests), the (N, L, S) weights are formed explicitly and
     pass through it. When a capture records it lazily, a kernel that also
     returns each row's log-sum-exp runs and `softmax.statistics` sees
-    (q, k, lse, scale). Otherwise torch's fused scaled_dot_product_attention
-    runs, which never holds the L×S matrix. All give the same output to float
-    tolerance (tests/test_blocks.py).
+    (q, k, lse, scale). Otherwise `softmax.fused` runs (torch's
+    scaled_dot_product_attention; q (kᵀv)/S for dot-product weights), which
+    never holds the L×S matrix. All give the same output to float tolerance
+    (tests/test_blocks.py, tests/test_nl_modes.py).
     """
     if softmax.watched:
         scores = q @ k.transpose(-2, -1) * scale
         if softmax.recorded:
-            softmax.statistics(q, k, torch.logsumexp(scores.float(), dim=-1), scale)
+            softmax.statistics(q, k, softmax.row_statistics(scores), scale)
         return softmax(scores) @ v
     if softmax.recorded:
-        out, logsumexp = _attention_with_logsumexp(q, k, v, scale)
-        softmax.statistics(q, k, logsumexp, scale)
+        out, statistics = softmax.fused_with_statistics(q, k, v, scale)
+        softmax.statistics(q, k, statistics, scale)
         return out.to(v.dtype)
-    return F.scaled_dot_product_attention(q, k, v, scale=scale)
+    return softmax.fused(q, k, v, scale)
 
 
 def conv1x1(in_channels: int, out_channels: int, bias: bool = True) -> nn.Conv2d:

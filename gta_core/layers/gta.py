@@ -42,7 +42,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from .attention_maps import FrameSpans, Recorder, SpatialMaps
+from .attention_maps import DependencePart, FrameSpans, Problem, Recorder, SpatialMaps
 from .common import AttentionSoftmax, conv1x1, round_up, zero_init_batchnorm
 from .protocol import AttentionBlock, BlockRecord, KnockoutPart, bypass, register_block, zero_parameter
 from .self_attention import SpatialAttention, spatial_maps, spatial_options, watch_part
@@ -220,6 +220,35 @@ class GTARecord(BlockRecord):
             return None
         return self.regions[batch].float(), self.regions_by_strength(batch), self.region_strength[batch].float()
 
+    def query_dependence(self, batch: int = 0) -> dict[str, DependencePart]:
+        """SA's rows; M̂ (the same at every pixel and for every clip) analytically query-independent; the
+        Region path's key-pixel mixtures (`_region_problems`), with the range of its strength per pixel."""
+        parts = {"SA": DependencePart(self.spatial.problems(batch)), "GTA M̂": DependencePart(None, note=GTA_GLOBAL_NOTE)}
+        if self.regions is not None:
+            assign = self.regions[batch].float().flatten(-2)                 # (T', K, H·W): G_R per step
+            parts["GTA regions"] = DependencePart(_region_problems(assign), note=_region_strength_note(assign))
+        return parts
+
+
+GTA_GLOBAL_NOTE = "analytic: M̂ is the same at every pixel and for every clip (input- and query-independent)"
+
+
+def _region_problems(assign: torch.Tensor) -> list[Problem]:
+    """Per (query step t, key step s): pixel p's weights over the key pixels, Σ_k a_k(p) G_R(s)[k, :].
+
+    Pixel p of step t reads region k with weight G_R(t)[k, p] (a(p): those weights normalised), and
+    region k at key step s pools the key pixels G_R(s)[k, :]; `assign` is (T', K, H·W)."""
+    reads = assign / assign.sum(1, keepdim=True)                       # (T', K, H·W): how p splits over regions
+    steps, pixels = assign.shape[0], assign.shape[-1]
+    return [Problem(lambda index, t=t, s=s: reads[t][:, index].T @ assign[s], pixels)
+            for t in range(steps) for s in range(steps)]
+
+
+def _region_strength_note(assign: torch.Tensor) -> str:
+    strength = assign.sum(1) * assign.shape[-1] / assign.shape[1]     # (T', H·W): (H·W/K)·Σ_k G_R(t)[k, p]
+    return (f"the Region path's strength at a pixel, (H·W/K)·Σ_k G_R[k,p], ranges "
+            f"{strength.min():.3g}–{strength.max():.3g} (1 everywhere for uniform regions)")
+
 
 def _region_contribution(gta: GlobalTemporalAttention, regions: torch.Tensor, mixed: torch.Tensor) -> torch.Tensor:
     """(B, K) norm of what region k adds to the block's output, averaged over steps.
@@ -311,6 +340,9 @@ class GTABlock(AttentionBlock):
             region_strength=strength,
             frame_spans=spans,
         )
+
+    def query_dependence_parts(self) -> list[str]:
+        return ["SA", "GTA M̂"] + (["GTA regions"] if self.global_temporal.region_assign is not None else [])
 
     def learned_matrices(self) -> dict[str, torch.Tensor]:
         gta = self.global_temporal

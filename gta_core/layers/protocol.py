@@ -11,7 +11,9 @@ Then, with no other file changed:
   the record's methods below;
 * `gta_core.comparison` reads `compare_label` / `BlockRecord.clip_matrix` (per-clip
   T'×T' statistics averaged per class) and `learned_matrices`;
-* `gta_core.interpret.knockouts` lists `knockout_parts` and applies `knock_out`.
+* `gta_core.interpret.knockouts` lists `knockout_parts` and applies `knock_out`;
+* `gta_core.query_dependence` scores `BlockRecord.query_dependence` (its parts' rows,
+  read in chunks from the lazy records) and lists `AttentionBlock.query_dependence_parts`.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from .attention_maps import FrameSpans, Recorder, cast_tensor
+from .attention_maps import DependencePart, FrameSpans, Recorder, cast_tensor
 
 # (part, index, branch) of a knockout; "block" (the whole block bypassed) is offered for every block.
 KnockoutPart = tuple[str, "int | None", "str | None"]
@@ -48,7 +50,8 @@ class BlockRecord:
     def query_slices(self, step: int, y: int, x: int, batch: int = 0) -> dict:
         """What the block says about query (step, y, x), as float32 tensors, by `views.QueryView` field:
         any of spacetime (T', h, w), spatial (h, w), temporal (T',), global_rows {label: (T',)},
-        plus key_grid and key_spans when the block has pooled spatial keys."""
+        plus key_grid and key_spans when the block has pooled spatial keys, and is_distribution=False
+        when its rows are signed (dot-product NL)."""
         raise NotImplementedError
 
     def temporal_matrices(self, batch: int = 0) -> dict[str, torch.Tensor]:
@@ -67,6 +70,11 @@ class BlockRecord:
         """(B, T', T'): the input-dependent temporal attention of each clip averaged over pixels
         (what `compare` averages per class), or None when the block has none."""
         return None
+
+    def query_dependence(self, batch: int = 0) -> dict[str, DependencePart]:
+        """Part label ("NL", "SA", "TA", ...) -> its rows grouped into problems (one per query step), as
+        gta_core.query_dependence scores them; the labels are `AttentionBlock.query_dependence_parts`."""
+        return {}
 
     @property
     def swappable(self) -> bool:
@@ -122,6 +130,11 @@ class AttentionBlock(nn.Module):
     def learned_matrices(self) -> dict[str, torch.Tensor]:
         """Input-independent (T', T') matrices by label (GTA's mean |M̂|)."""
         return {}
+
+    # -- query dependence
+    def query_dependence_parts(self) -> list[str]:
+        """The part labels its record's `query_dependence` gives, known before a capture (compare's fixed rows)."""
+        return []
 
     # -- knockouts
     def knockout_parts(self) -> list[KnockoutPart]:

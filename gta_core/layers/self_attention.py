@@ -22,7 +22,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from .attention_maps import FrameSpans, Recorder, SpatialMaps, TemporalMaps
+from .attention_maps import DependencePart, FrameSpans, Recorder, SpatialMaps, TemporalMaps
 from .common import AttentionSoftmax, attend, conv1x1, key_pool, pooled_grid, pooled_spans, zero_init_batchnorm
 from .protocol import AttentionBlock, BlockRecord, KnockoutPart, bypass, register_block
 
@@ -189,6 +189,14 @@ class DecoupledRecord(BlockRecord):
     def clip_matrix(self) -> torch.Tensor | None:
         return None if self.temporal is None else self.temporal.pixel_mean.float()
 
+    def query_dependence(self, batch: int = 0) -> dict[str, DependencePart]:
+        parts = {}
+        if self.spatial is not None:
+            parts["SA"] = DependencePart(self.spatial.problems(batch))
+        if self.temporal is not None:
+            parts["TAPE" if self.positional else "TA"] = DependencePart(self.temporal.problems(batch))
+        return parts
+
 
 class DecoupledAttention(AttentionBlock):
     """SA then TA (or TAPE), each with its own projections (paper Fig. 2b).
@@ -242,6 +250,12 @@ class DecoupledAttention(AttentionBlock):
     @property
     def compare_label(self) -> str | None:
         return self.display_name if self.temporal is not None else None
+
+    def query_dependence_parts(self) -> list[str]:
+        labels = ["SA"] if self.spatial is not None else []
+        if self.temporal is not None:
+            labels.append("TAPE" if self.temporal.positional is not None else "TA")
+        return labels
 
     def watch(self, recorder: Recorder) -> None:
         for part in (self.spatial, self.temporal):

@@ -15,7 +15,7 @@ from torch import nn
 
 from ..schema import validate
 from ..layers import BLOCK_BUILDERS
-from ..layers.non_local import POOL_PLACES
+from ..layers.non_local import NL_MODES, POOL_PLACES
 from .resnet2d import DEPTHS, ResNet2D
 from .resnet3d import I3D_INFLATE, ResNet3D
 from .slowfast import ALPHA, SlowFast
@@ -63,6 +63,8 @@ class VideoNetConfig:
     nl_pool: str = "after"          # φ/g pooled "after" the projection, "before" it, or "none"
     nl_pool_ceil: bool = True       # ceil (ours) or floor (MMAction2, TSM) on odd grids
     nl_out_bias: bool = True        # W^O bias; MMAction2: False
+    # mmcv's NL mode: "embedded_gaussian" (ours), "gaussian" (no θ/φ) or "dot_product" (θφᵀ/N, signed rows).
+    nl_mode: str = "embedded_gaussian"
     sa_pool: str = "after"          # SA's (also in DNL, TAPE, GTA) keys/values: pooled "after"/"before" projection
     # I3D only: per stage, which residual blocks get a 3×1×1 first convolution (None: MMAction2's i3d_r50).
     inflate: tuple[tuple[Literal[0, 1], ...], ...] | None = None
@@ -84,6 +86,8 @@ class VideoNetConfig:
             raise ValueError("num_frames and num_classes must be positive")
         if self.nl_pool not in POOL_PLACES:
             raise ValueError(f"unknown nl_pool {self.nl_pool!r}; choose one of {POOL_PLACES}")
+        if self.nl_mode not in NL_MODES:
+            raise ValueError(f"unknown nl_mode {self.nl_mode!r}; choose one of {NL_MODES}")
         if self.sa_pool not in POOL_PLACES:
             raise ValueError(f"unknown sa_pool {self.sa_pool!r}; choose one of {POOL_PLACES}")
         counts = dict(zip(("res2", "res3", "res4", "res5"), DEPTHS[self.depth][1]))

@@ -65,10 +65,6 @@ def registry():
     dependency.WITH_MULTIMODAL = False  # read by mmaction.models.multimodal when it is first imported
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        # With transformers installed MMAction2 also imports its multimodal models, which need timm
-        # (and timm torchvision); the recognizers we compare against need neither.
-        import mmaction.utils.dependency
-        mmaction.utils.dependency.WITH_MULTIMODAL = False
         import mmaction.models  # noqa: F401  (registers the models)
         from mmaction.registry import MODELS
         from mmengine.registry import init_default_scope
@@ -106,11 +102,12 @@ I3D_BACKBONE = dict(type="ResNet3d", pretrained2d=False, pretrained=None, depth=
 I3D_NL_POSITIONS = ((0, 0, 0), (0, 1, 0, 1), (0, 1, 0, 1, 0, 1), (0, 0, 0))
 
 
-def i3d_r50_config(num_classes: int, non_local: bool, **backbone_overrides) -> dict:
-    """The `model` of MMAction2's I3D-R50(-NL) Kinetics-400 configs (i3d_r50.py, random init)."""
+def i3d_r50_config(num_classes: int, non_local: bool, nl_mode: str = "embedded_gaussian", **backbone_overrides) -> dict:
+    """The `model` of MMAction2's I3D-R50(-NL) Kinetics-400 configs (i3d_r50.py, random init); its
+    NonLocal3d blocks (mmcv's) in `nl_mode`."""
     backbone = {**I3D_BACKBONE, **backbone_overrides}
     if non_local:
-        backbone.update(non_local=I3D_NL_POSITIONS, non_local_cfg=NL_CFG)
+        backbone.update(non_local=I3D_NL_POSITIONS, non_local_cfg={**NL_CFG, "mode": nl_mode})
     return dict(
         type="Recognizer3D",
         backbone=backbone,
@@ -122,13 +119,16 @@ def i3d_r50_config(num_classes: int, non_local: bool, **backbone_overrides) -> d
     )
 
 
-def i3d_r50(num_classes: int, non_local: bool, config: dict | None = None, **backbone_overrides):
+def i3d_r50(
+    num_classes: int, non_local: bool, config: dict | None = None, nl_mode: str = "embedded_gaussian",
+    calibration_size: int = 112, **backbone_overrides,
+):
     """MMAction2's Recognizer3D with ResNet3d (i3d_r50.py) and I3DHead, random weights and BN statistics."""
-    config = config or i3d_r50_config(num_classes, non_local, **backbone_overrides)
+    config = config or i3d_r50_config(num_classes, non_local, nl_mode, **backbone_overrides)
     torch.manual_seed(0)          # ResNet3d's Kaiming init draws from the global generator
     model = _randomised(registry().build(config))
     # Statistics measured on a clip, then random around them (tests/helpers.py says why), NL γ included.
-    calibration = torch.randn(2, 3, 16, 112, 112, generator=torch.Generator().manual_seed(1))
+    calibration = torch.randn(2, 3, 16, calibration_size, calibration_size, generator=torch.Generator().manual_seed(1))
     calibrate_norms(model.backbone, calibration)
     return model
 
