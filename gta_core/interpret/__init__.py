@@ -382,7 +382,8 @@ def order_sensitivity(config: VideoNetConfig) -> tuple[bool, str]:
     if config.backbone == "i3d":
         return True, "its inflated 3×1×1 and 5×7×7 temporal convolutions and temporal strides see frame order"
     if config.backbone == "slowfast":
-        return True, "its temporal convolutions, the Slow pathway's every-4th-frame sampling and the time-strided laterals see frame order"
+        return True, (f"its temporal convolutions, the Slow pathway's sampling of every {config.slowfast_alpha}th frame "
+                      "and the time-strided laterals see frame order")
     if config.tsm:
         return True, "TSM shifts channels between neighbouring frames"
     if config.block == "tape":

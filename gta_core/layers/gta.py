@@ -161,9 +161,12 @@ class GTABlock(nn.Module):
         num_regions: int | None = None,
         spatial_pool_first: bool = False,
         spatial_pool_keys: bool = True,
+        spatial_pool_ceil: bool = True,
     ) -> None:
         super().__init__()
-        self.spatial = SpatialAttention(channels, pool_keys=spatial_pool_keys, pool_first=spatial_pool_first)
+        self.spatial = SpatialAttention(
+            channels, pool_keys=spatial_pool_keys, pool_first=spatial_pool_first, pool_ceil=spatial_pool_ceil
+        )
         self.temporal = GlobalTemporalAttention(
             channels,
             num_frames,

@@ -15,14 +15,15 @@ from ..layers import DecoupledAttention, GTABlock, NonLocalBlock
 from ..layers.non_local import POOL_PLACES
 from .resnet2d import DEPTHS, ResNet2D
 from .resnet3d import I3D_INFLATE, ResNet3D
-from .slowfast import ALPHA, SlowFast
+from .slowfast import ALPHA, FUSION_KERNEL, SLOW_SAMPLINGS, SlowFast
 
 BLOCK_KINDS = ("none", "nl", "sa", "ta", "dnl", "tape", "gta")
 # r2d: a 2D ResNet per frame (the paper's R2D); i3d: MMAction2's ResNet3d (I3D-R50);
 # slowfast: PySlowFast's SlowFast-R50 (the paper's 3D backbone).
 BACKBONES = ("r2d", "i3d", "slowfast")
 # Input frames per time step of the 3D backbones' res3/res4 (where blocks sit): the clip length must divide.
-FRAMES_PER_STEP = {"i3d": 8, "slowfast": ALPHA}
+FRAMES_PER_STEP = {"i3d": 8, "slowfast": ALPHA}   # SlowFast: the config's slowfast_alpha (frames_per_step)
+SLOWFAST_POOLS = ("ceil", "floor")
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,14 @@ class VideoNetConfig:
     sa_pool: str = "after"          # SA's (also in DNL, TAPE, GTA) keys/values: pooled "after"/"before" projection
     # I3D only: per stage, which residual blocks get a 3×1×1 first convolution (None: MMAction2's i3d_r50).
     inflate: tuple[tuple[int, ...], ...] | None = None
+    # SlowFast only (models/slowfast.py). PySlowFast's (ours) unless an importer says otherwise.
+    slowfast_alpha: int = ALPHA               # Fast : Slow frame rate (MMAction2 speed_ratio: 8 in 4×16×1)
+    slowfast_fusion_kernel: int = FUSION_KERNEL  # lateral temporal kernel (MMAction2: 5, or 7 in 8×8×1)
+    slowfast_lateral_norm: bool = True        # lateral conv + BN + ReLU; MMAction2: the convolution alone
+    slowfast_fast_pathway: bool = True        # False: the Slow pathway alone (MMAction2's SlowOnly, α = 1)
+    slow_sampling: str = "stride"             # Slow frames 0, α, 2α... or PySlowFast's "linspace"
+    # NL / SA keys on odd grids (SlowFast only): "ceil" (ours) or "floor" (PySlowFast's MaxPool3d).
+    slowfast_pool: str = "ceil"
 
     def __post_init__(self) -> None:
         if self.block not in BLOCK_KINDS:
@@ -65,7 +74,7 @@ class VideoNetConfig:
         if self.backbone not in BACKBONES:
             raise ValueError(f"unknown backbone {self.backbone!r}; choose one of {BACKBONES}")
         if self.backbone != "r2d":
-            step = FRAMES_PER_STEP[self.backbone]
+            step = self.frames_per_step()
             if self.depth != 50 or self.tsm:
                 raise ValueError(f"the {self.backbone} backbone is built as ResNet-50 without TSM")
             if self.num_frames % step:
@@ -76,6 +85,12 @@ class VideoNetConfig:
             raise ValueError("num_frames and num_classes must be positive")
         if self.nl_pool not in POOL_PLACES:
             raise ValueError(f"unknown nl_pool {self.nl_pool!r}; choose one of {POOL_PLACES}")
+        if self.slow_sampling not in SLOW_SAMPLINGS:
+            raise ValueError(f"unknown slow_sampling {self.slow_sampling!r}; choose one of {SLOW_SAMPLINGS}")
+        if self.slowfast_pool not in SLOWFAST_POOLS:
+            raise ValueError(f"unknown slowfast_pool {self.slowfast_pool!r}; choose one of {SLOWFAST_POOLS}")
+        if self.slowfast_alpha < 1 or self.slowfast_fusion_kernel < 1 or self.slowfast_fusion_kernel % 2 == 0:
+            raise ValueError("slowfast_alpha must be positive and slowfast_fusion_kernel a positive odd number")
         if self.sa_pool not in POOL_PLACES:
             raise ValueError(f"unknown sa_pool {self.sa_pool!r}; choose one of {POOL_PLACES}")
         counts = dict(zip(("res2", "res3", "res4", "res5"), DEPTHS[self.depth][1]))
@@ -85,6 +100,16 @@ class VideoNetConfig:
                     f"block position {stage} {list(indices)} is outside R2D-{self.depth} "
                     f"(blocks per stage: {counts})"
                 )
+
+    def frames_per_step(self) -> int:
+        """Input frames per time step of the blocks' stages (1 for R2D)."""
+        if self.backbone == "slowfast":
+            return self.slowfast_alpha
+        return FRAMES_PER_STEP.get(self.backbone, 1)
+
+    def pool_ceil(self, ceil: bool = True) -> bool:
+        """Key pooling rounding of a block: `ceil` unless SlowFast's `slowfast_pool` is "floor"."""
+        return ceil and not (self.backbone == "slowfast" and self.slowfast_pool == "floor")
 
     def insert_after(self) -> dict[str, tuple[int, ...]]:
         """Stage name -> indices of the residual blocks followed by a temporal block."""
@@ -120,7 +145,8 @@ class VideoNetConfig:
 
 
 def _block_factory(config: VideoNetConfig):
-    spatial = dict(spatial_pool_first=config.sa_pool == "before", spatial_pool_keys=config.sa_pool != "none")
+    spatial = dict(spatial_pool_first=config.sa_pool == "before", spatial_pool_keys=config.sa_pool != "none",
+                   spatial_pool_ceil=config.pool_ceil())
 
     def make(channels: int, frames: int) -> nn.Module:
         if config.block == "nl":
@@ -128,7 +154,7 @@ def _block_factory(config: VideoNetConfig):
                 channels,
                 frames,
                 pool=config.nl_pool,
-                pool_ceil=config.nl_pool_ceil,
+                pool_ceil=config.pool_ceil(config.nl_pool_ceil),
                 scale=config.nl_scale,
                 out_bias=config.nl_out_bias,
             )
@@ -164,7 +190,11 @@ def _make_backbone(config: VideoNetConfig) -> nn.Module:
     if config.backbone == "i3d":
         return ResNet3D(inflate=config.inflate or I3D_INFLATE, **common)
     if config.backbone == "slowfast":
-        return SlowFast(**common)
+        return SlowFast(
+            alpha=config.slowfast_alpha, fusion_kernel=config.slowfast_fusion_kernel,
+            lateral_norm=config.slowfast_lateral_norm, slow_sampling=config.slow_sampling,
+            fast_pathway=config.slowfast_fast_pathway, **common,
+        )
     return ResNet2D(depth=config.depth, tsm=config.tsm, **common)
 
 
