@@ -3,6 +3,8 @@
     python -m gta_core import mmaction2 SRC.pth --out DIR [--frames T] [--labels FILE] [--name NAME] [--force]
     python -m gta_core import tsm SRC.pth --out DIR ...
 
+MMAction2 covers TSN / TSM (+NL), I3D (+NL), SlowFast-R50 and SlowOnly-R50.
+
 One module per foreign format says how its keys become the canonical
 ResNet layout (`resnet.py`); from there one rule table leads to our names.
 The source is read by `safe_load.read_source` (child process, capped,
@@ -34,7 +36,7 @@ from .safe_load import SourceError, read_source
 FORMATS = {"mmaction2": mmaction2, "tsm": tsm}
 MAPPING_VERSION = 1
 # Clip length when neither the source nor --frames says: TSN/TSM's 8 segments, i3d_r50.py's clip_len 32.
-DEFAULT_FRAMES = {"r2d": 8, "i3d": 32}
+DEFAULT_FRAMES = {"r2d": 8, "i3d": 32, "slowfast": 32}   # SlowFast: both recipes' clip_len
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
 
@@ -63,7 +65,8 @@ def read_labels(path: str | Path, num_classes: int) -> list[str]:
 
 
 def _display_name(label: str, fields: dict) -> str:
-    family = {"i3d": "I3D"}.get(fields.get("backbone", "r2d"), "TSM" if fields.get("tsm") else "TSN")
+    slowfast = "SlowFast" if fields.get("slowfast_fast_pathway", True) else "SlowOnly"
+    family = {"i3d": "I3D", "slowfast": slowfast}.get(fields.get("backbone", "r2d"), "TSM" if fields.get("tsm") else "TSN")
     return f"{label} {family}-R{fields['depth']}" + ("-NL" if fields["block"] == "nl" else "")
 
 
@@ -72,13 +75,33 @@ def _clip_length(fields: dict, frames: int | None, trained_frames: int | None, w
     backbone = fields.get("backbone", "r2d")
     length = frames or trained_frames or DEFAULT_FRAMES[backbone]
     step = FRAMES_PER_STEP.get(backbone, 1)
+    if backbone == "slowfast":
+        step = fields.get("slowfast_alpha", step)
     if length % step:
         origin = "--frames" if frames else "the source's clip length"
+        steps = "the Slow pathway's" if backbone == "slowfast" else "the I3D's res3-res5"
         raise ImportFailure(
             f"{what}: {origin} {length} is not divisible by {step} "
-            f"(each time step of the I3D's res3-res5 stands for {step} frames)"
+            f"(each time step of {steps} stands for {step} frames)"
         )
     return length
+
+
+def _layout(fmt, tensors: dict, info: dict, source: Path, what: str) -> tuple[dict, dict, dict, int | None]:
+    """(config fields, tensors under our names, provenance notes, the source's clip length).
+
+    Most formats go through the canonical ResNet layout; a format may read a
+    family of its own straight to our names (MMAction2's SlowFast / SlowOnly).
+    """
+    own = fmt.own_layout(tensors, info, source.name) if hasattr(fmt, "own_layout") else None
+    if own is not None:
+        return own["fields"], rename(own["tensors"], own["rules"], what), own["assumed"], own["trained_frames"]
+    canonical = rename(tensors, fmt.TO_CANONICAL, what)
+    fields, to_ours = read_layout(canonical, what)
+    extra_fields, assumed = fmt.settings(tensors, info, source.name, fields)
+    fields.update(extra_fields)
+    trained_frames = fmt.training_frames(info, source.name, fields.get("backbone", "r2d"))
+    return fields, rename(canonical, to_ours, what), assumed, trained_frames
 
 
 def convert(format_name: str, source: Path, frames: int | None = None) -> tuple[VideoNet, dict]:
@@ -87,16 +110,12 @@ def convert(format_name: str, source: Path, frames: int | None = None) -> tuple[
     what = f"{source.name} ({format_name})"
     tensors, info = read_source(source)
     preprocessing = fmt.pop_preprocessor(tensors)
-    canonical = rename(tensors, fmt.TO_CANONICAL, what)
-    fields, to_ours = read_layout(canonical, what)
-    extra_fields, assumed = fmt.settings(tensors, info, source.name, fields)
-    fields.update(extra_fields)
+    fields, mapped, assumed, trained_frames = _layout(fmt, tensors, info, source, what)
     if "num_classes" not in fields:
         raise MappingError(f"{what}: no classifier found (expected the format's head weights)")
-    trained_frames = fmt.training_frames(info, source.name, fields.get("backbone", "r2d"))
     fields["num_frames"] = _clip_length(fields, frames, trained_frames, what)
     model = VideoNet(VideoNetConfig(**fields))
-    state = fill(model.state_dict(), rename(canonical, to_ours, what), what)
+    state = fill(model.state_dict(), mapped, what)
     model.load_state_dict(state, strict=True)
     facts = {
         "display_name": _display_name(fmt.LABEL, fields),
