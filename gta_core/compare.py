@@ -46,6 +46,7 @@ from .disagreement import build_report, text_report
 from .distributed import DeviceError, DistEnv, broadcast_object, init_distributed, shutdown
 from .evaluate import batch_indices, dataset_for, predict_logits, reversed_targets
 from .layers import DecoupledAttention, GTABlock
+from .layers.divided import DividedSpaceTimeBlock
 from .video import ClipSpec, VideoError
 
 CACHE_VERSION = 1
@@ -188,7 +189,9 @@ def temporal_attention_blocks(model: nn.Module) -> dict[str, str]:
     """Blocks with input-dependent temporal attention, by name, with their kind (TA, TAPE, DNL, SA+TAPE)."""
     kinds = {}
     for name, block in model.temporal_blocks().items():
-        if isinstance(block, DecoupledAttention) and block.temporal is not None:
+        if isinstance(block, DividedSpaceTimeBlock):        # TimeSformer: TA then SA in every layer
+            kinds[name] = "DIVIDED"
+        elif isinstance(block, DecoupledAttention) and block.temporal is not None:
             tape = block.temporal.positional is not None
             kinds[name] = ("SA+TAPE" if tape else "DNL") if block.spatial is not None else ("TAPE" if tape else "TA")
     return kinds

@@ -23,6 +23,7 @@ from einops import rearrange
 from torch import nn
 
 from .layers import DecoupledAttention, GlobalTemporalAttention, GTABlock, NonLocalBlock
+from .layers.divided import DividedSpaceTimeBlock
 from .layers.common import pooled_grid, pooled_spans
 from .models import VideoNet
 
@@ -198,7 +199,10 @@ class _Recorder:
     # -- per block type
 
     def attach(self, block: nn.Module) -> None:
-        if isinstance(block, NonLocalBlock):
+        if isinstance(block, DividedSpaceTimeBlock):      # TimeSformer: its adapter (divided_records.py)
+            from . import divided_records
+            divided_records.attach(self, block)
+        elif isinstance(block, NonLocalBlock):
             self.watch_input(block)
             self.watch_output(block.attend)
         elif isinstance(block, (DecoupledAttention, GTABlock)):
@@ -227,6 +231,9 @@ class _Recorder:
     def record(self, name: str, block: nn.Module, batch: int, spans: FrameSpans, swapped: bool) -> AttentionRecord:
         # The block's time steps T' (after a 3D backbone's temporal strides): its input is (B·T', C, H, W).
         frames = len(spans)
+        if isinstance(block, DividedSpaceTimeBlock):
+            from . import divided_records
+            return divided_records.record(self, name, block, spans)
         if isinstance(block, NonLocalBlock):
             height, width = self.input_shapes[block][-2:]
             key_spans = (pooled_spans(block.pool, height), pooled_spans(block.pool, width))

@@ -2,6 +2,7 @@
 
     python -m gta_core import mmaction2 SRC.pth --out DIR [--frames T] [--labels FILE] [--name NAME] [--force]
     python -m gta_core import tsm SRC.pth --out DIR ...
+    python -m gta_core import hf-timesformer FOLDER --out DIR ...   (config.json + model.safetensors)
 
 MMAction2 covers TSN / TSM (+NL), I3D (+NL), SlowFast-R50 and SlowOnly-R50.
 
@@ -27,13 +28,13 @@ import torch
 from ..checkpoint import CheckpointConfig, CheckpointError, save_checkpoint
 from ..models import VideoNet, VideoNetConfig
 from ..models.video_net import FRAMES_PER_STEP
-from . import mmaction2, tsm
+from . import hf_timesformer, mmaction2, tsm
 from .mapping import MappingError, fill, rename
 from .resnet import CANONICAL_TO_OURS
 from .resnet3d import read_layout
 from .safe_load import SourceError, read_source
 
-FORMATS = {"mmaction2": mmaction2, "tsm": tsm}
+FORMATS = {"mmaction2": mmaction2, "tsm": tsm, "hf-timesformer": hf_timesformer}
 MAPPING_VERSION = 1
 # Clip length when neither the source nor --frames says: TSN/TSM's 8 segments, i3d_r50.py's clip_len 32.
 DEFAULT_FRAMES = {"r2d": 8, "i3d": 32, "slowfast": 32}   # SlowFast: both recipes' clip_len
@@ -107,6 +108,8 @@ def _layout(fmt, tensors: dict, info: dict, source: Path, what: str) -> tuple[di
 def convert(format_name: str, source: Path, frames: int | None = None) -> tuple[VideoNet, dict]:
     """Read `source`, build our model with its weights; returns (model, facts for the config)."""
     fmt = FORMATS[format_name]
+    if hasattr(fmt, "convert_folder"):          # a folder of JSON + safetensors, read by the format itself
+        return fmt.convert_folder(source, frames)
     what = f"{source.name} ({format_name})"
     tensors, info = read_source(source)
     preprocessing = fmt.pop_preprocessor(tensors)
@@ -149,13 +152,16 @@ def import_checkpoint(
         raise ImportFailure(f"--frames must be in [1, 256], got {frames}")
     model, facts = convert(format_name, source, frames)
     num_classes = model.config.num_classes
-    class_names = read_labels(labels, num_classes) if labels else [f"class_{i}" for i in range(num_classes)]
+    class_names = read_labels(labels, num_classes) if labels else facts.get("class_names") or [
+        f"class_{i}" for i in range(num_classes)
+    ]
+    weights = FORMATS[format_name].weights_file(source) if hasattr(FORMATS[format_name], "weights_file") else source
     config = CheckpointConfig(
         architecture=model.config.to_dict(),
         class_names=class_names,
         model_name=name or facts["display_name"],
-        input_size=224,
-        resize_shorter=256,
+        input_size=facts["preprocessing"].get("input_size", 224),
+        resize_shorter=facts["preprocessing"].get("resize_shorter", 256),
         mean=facts["preprocessing"].get("mean", IMAGENET_MEAN),
         std=facts["preprocessing"].get("std", IMAGENET_STD),
         dataset={"name": facts["dataset"] or "unknown", "labels_file": Path(labels).name if labels else None},
@@ -163,7 +169,7 @@ def import_checkpoint(
             "imported": True,
             "source_format": format_name,
             "source_file": source.name,
-            "source_sha256": _sha256(source),
+            "source_sha256": _sha256(weights),
             "mapping_version": MAPPING_VERSION,
             "reader": facts["reader"],
             "trained_frames": facts["trained_frames"],
@@ -240,11 +246,11 @@ def cmd_import(args: argparse.Namespace) -> int:
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "import",
-        help="convert a public checkpoint (MMAction2, TSM) into a GTA Lens checkpoint folder",
+        help="convert a public checkpoint (MMAction2, TSM, HF TimeSformer) into a GTA Lens checkpoint folder",
         description="Read a .pth safely (child process, capped, no code runs) and write config.json + model.safetensors.",
     )
     p.add_argument("format", choices=sorted(FORMATS), help="source layout")
-    p.add_argument("source", help="the .pth/.pt file")
+    p.add_argument("source", help="the .pth/.pt file (hf-timesformer: the save_pretrained folder)")
     p.add_argument("--out", required=True, help="checkpoint folder to write")
     p.add_argument("--frames", type=int,
                    help="clip length T (default: the source's training setting, else 8 for 2-D, 32 for I3D)")

@@ -16,11 +16,13 @@ from ..layers.non_local import POOL_PLACES
 from .resnet2d import DEPTHS, ResNet2D
 from .resnet3d import I3D_INFLATE, ResNet3D
 from .slowfast import ALPHA, FUSION_KERNEL, SLOW_SAMPLINGS, SlowFast
+from .timesformer import TimeSformer
 
 BLOCK_KINDS = ("none", "nl", "sa", "ta", "dnl", "tape", "gta")
 # r2d: a 2D ResNet per frame (the paper's R2D); i3d: MMAction2's ResNet3d (I3D-R50);
 # slowfast: PySlowFast's SlowFast-R50 (the paper's 3D backbone).
-BACKBONES = ("r2d", "i3d", "slowfast")
+# timesformer: HF transformers' TimeSformer (divided space-time attention in every layer; imported only).
+BACKBONES = ("r2d", "i3d", "slowfast", "timesformer")
 # Input frames per time step of the 3D backbones' res3/res4 (where blocks sit): the clip length must divide.
 FRAMES_PER_STEP = {"i3d": 8, "slowfast": ALPHA}   # SlowFast: the config's slowfast_alpha (frames_per_step)
 SLOWFAST_POOLS = ("ceil", "floor")
@@ -67,12 +69,22 @@ class VideoNetConfig:
     slow_sampling: str = "stride"             # Slow frames 0, α, 2α... or PySlowFast's "linspace"
     # NL / SA keys on odd grids (SlowFast only): "ceil" (ours) or "floor" (PySlowFast's MaxPool3d).
     slowfast_pool: str = "ceil"
+    # TimeSformer only (models/timesformer.py; the crop side is input_size): HF TimesformerConfig's fields.
+    tsf_patch_size: int = 16
+    tsf_hidden_size: int = 768
+    tsf_layers: int = 12
+    tsf_heads: int = 12
+    tsf_mlp_size: int = 3072
+    tsf_eps: float = 1e-6
+    tsf_qkv_bias: bool = True
 
     def __post_init__(self) -> None:
         if self.block not in BLOCK_KINDS:
             raise ValueError(f"unknown block {self.block!r}; choose one of {BLOCK_KINDS}")
         if self.backbone not in BACKBONES:
             raise ValueError(f"unknown backbone {self.backbone!r}; choose one of {BACKBONES}")
+        if self.backbone == "timesformer" and self.block != "none":
+            raise ValueError("TimeSformer's attention is its own (every layer); it takes no inserted blocks")
         if self.backbone != "r2d":
             step = self.frames_per_step()
             if self.depth != 50 or self.tsm:
@@ -189,6 +201,11 @@ def _make_backbone(config: VideoNetConfig) -> nn.Module:
     )
     if config.backbone == "i3d":
         return ResNet3D(inflate=config.inflate or I3D_INFLATE, **common)
+    if config.backbone == "timesformer":
+        return TimeSformer(
+            config.num_frames, config.input_size, config.tsf_patch_size, config.tsf_hidden_size, config.tsf_layers,
+            config.tsf_heads, config.tsf_mlp_size, config.tsf_eps, config.tsf_qkv_bias,
+        )
     if config.backbone == "slowfast":
         return SlowFast(
             alpha=config.slowfast_alpha, fusion_kernel=config.slowfast_fusion_kernel,
