@@ -106,6 +106,16 @@ def find_record(records: dict, block: str):
     return next((r for name, r in records.items() if ".".join(name.split(".")[-2:]) == suffix), None)
 
 
+def layer_for_stage(records: dict, block: str) -> str | None:
+    """For a model whose blocks are all Transformer layers (TimeSformer: "layer.0", ...) and a query on a
+    ResNet stage block it lacks ("res3.1"): the name of its last layer, shown beside the ResNet's block; else None."""
+    if not records or block in records or block.startswith("layer."):
+        return None
+    if all(getattr(record, "kind", "") == "divided" for record in records.values()):
+        return list(records)[-1]
+    return None
+
+
 def grid_cell(fy: float, fx: float, grid: tuple[int, int]) -> tuple[int, int]:
     """The cell (y, x) of a (H, W) grid that holds the fractional position (fy, fx)."""
     height, width = grid
