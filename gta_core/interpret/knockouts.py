@@ -67,8 +67,12 @@ def _heads(matrix: torch.Tensor) -> int:
 
 
 def knockout_components(model: VideoNet) -> list[Component]:
-    """Every component `knockout` can zero, block by block."""
+    """Every component `knockout` can zero, block by block (none on TimeSformer, see below)."""
     components = []
+    if model.config.backbone == "timesformer":
+        # Its layers are the whole network (no residual stage to resume from, no block to bypass
+        # alone): knocking one out is not the paper's "remove an inserted block" question.
+        return components
     for name, block in model.temporal_blocks().items():
         components.append(Component(name, "block"))
         if isinstance(block, (DecoupledAttention, GTABlock)):
