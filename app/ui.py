@@ -11,7 +11,7 @@ import streamlit as st
 
 from gta_core import CheckpointError
 from gta_core.video import VideoError
-from gta_core.views import block_kind, dataset_label, find_record, layer_for_stage, step_frames, tick_names
+from gta_core.views import block_kind, dataset_label, find_record, layer_for_stage, record_note, step_frames, tick_names
 
 from . import dataset_engine, engine
 from .settings import VIDEO_SUFFIXES, Settings, checkpoint_folders, list_videos
@@ -407,7 +407,9 @@ def record_for(result: engine.ModelResult, query: Query, swapped: bool = False):
     if layer is not None:
         st.caption(f"{result.name} has Transformer layers, not ResNet stages: its last layer {layer} is shown "
                    f"beside {query.block} (choose a layer.N block for another).")
-        return capture.records[layer]
+        record = capture.records[layer]
+    if record is not None and (note := record_note(record)):
+        st.caption(note)
     if record is None:
         st.info(f"{result.name} has no block {query.block} (it has {', '.join(capture.records) or 'none'}).")
     return record

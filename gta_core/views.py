@@ -106,6 +106,21 @@ def find_record(records: dict, block: str):
     return next((r for name, r in records.items() if ".".join(name.split(".")[-2:]) == suffix), None)
 
 
+def record_note(record, batch: int = 0) -> str | None:
+    """What a TimeSformer layer's maps hold (CLS token, patch grid, time steps, heads); None for other blocks."""
+    if getattr(record, "kind", "") != "divided":
+        return None
+    height, width = record.spatial.grid
+    frames = record.temporal.weights.shape[-1]
+    cls_weight = float(record.cls_key_weight[batch].mean()) if record.cls_key_weight is not None else float("nan")
+    return (
+        f"{record.name} (TimeSformer, divided space-time attention): {frames} time steps, one input frame each; "
+        f"a {height}×{width} grid of patches. TA: each patch over its own {frames} time steps (the CLS token "
+        f"takes no part). SA: each patch over its frame's patches and the CLS token; the maps show the patch "
+        f"part, the CLS key takes the rest (on average {cls_weight:.2f} of a row here). Mean over heads."
+    )
+
+
 def layer_for_stage(records: dict, block: str) -> str | None:
     """For a model whose blocks are all Transformer layers (TimeSformer: "layer.0", ...) and a query on a
     ResNet stage block it lacks ("res3.1"): the name of its last layer, shown beside the ResNet's block; else None."""
@@ -246,6 +261,8 @@ def temporal_matrices(record, batch: int = 0) -> dict[str, np.ndarray]:
         return out
     if isinstance(record, DecoupledRecord) and record.temporal is not None:
         label = "TAPE mean over pixels" if record.positional else "TA mean over pixels"
+        if record.kind == "divided":
+            label = "TA mean over patches and heads"
         return {label: record.temporal.mean_matrix(batch).numpy()}
     return {}
 

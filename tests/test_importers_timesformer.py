@@ -18,7 +18,7 @@ from einops import rearrange
 
 from gta_core import capture, load_checkpoint
 from gta_core.divided_records import DividedRecord
-from gta_core.views import query_view, temporal_matrices
+from gta_core.views import query_view, record_note, temporal_matrices
 from tests.helpers import assert_import_refused, assert_same_logits, one_thread, run_cli  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -27,14 +27,14 @@ FRAMES, SIZE, PATCH, HEADS = 4, 32, 8, 4
 LABELS = ["abseiling", "archery", "bowling", "juggling", "yawning"]
 
 
-def hf_timesformer():
+def hf_timesformer(frames: int = FRAMES, size: int = SIZE, labels: list[str] = LABELS):
     """TimesformerForVideoClassification, random weights of unit scale, eval mode."""
     from transformers import TimesformerConfig, TimesformerForVideoClassification
 
     config = TimesformerConfig(
-        image_size=SIZE, patch_size=PATCH, num_frames=FRAMES, hidden_size=32, num_hidden_layers=2,
-        num_attention_heads=HEADS, intermediate_size=64, id2label=dict(enumerate(LABELS)),
-        label2id={name: i for i, name in enumerate(LABELS)},
+        image_size=size, patch_size=PATCH if size == SIZE else 16, num_frames=frames, hidden_size=32,
+        num_hidden_layers=2, num_attention_heads=HEADS, intermediate_size=64, id2label=dict(enumerate(labels)),
+        label2id={name: i for i, name in enumerate(labels)},
     )
     torch.manual_seed(0)
     model = TimesformerForVideoClassification(config)
@@ -129,7 +129,11 @@ def test_timesformer_config_classes_and_views(imported):
     view = query_view(record, t=2, fy=0.9, fx=0.1)
     assert (view.kind, view.step, view.cell, view.grid) == ("DIVIDED", 2, (3, 0), (4, 4))
     assert view.temporal.shape == (FRAMES,) and view.spatial.shape == (4, 4)
-    assert list(temporal_matrices(record)) == ["TA mean over pixels"]
+    assert list(temporal_matrices(record)) == ["TA mean over patches and heads"]
+    note = record_note(record)
+    cls_share = float(record.cls_key_weight[0].mean())
+    assert "4 time steps, one input frame each; a 4×4 grid of patches" in note
+    assert f"the CLS key takes the rest (on average {cls_share:.2f} of a row here)" in note
 
 
 def test_a_folder_that_is_not_divided_timesformer_is_refused(tmp_path, capsys, imported):

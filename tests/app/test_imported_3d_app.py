@@ -55,6 +55,7 @@ def test_imported_slowfast_and_timesformer_in_the_views(imported_app):
     at.selectbox(key="q_block").set_value("res3.1").run()
     assert_clean(at)
     assert any("its last layer layer.1 is shown beside res3.1" in c.value for c in at.caption)
+    assert any("layer.1 (TimeSformer, divided space-time attention): 4 time steps" in c.value for c in at.caption)
     shown = figures(at)
     ta = array(traces(shown["matrix_0_0"], "heatmap")[0]["z"])
     assert ta.shape == (TSF_FRAMES, TSF_FRAMES) and np.allclose(ta.sum(axis=1), 1.0, atol=1e-4)
