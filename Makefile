@@ -17,6 +17,9 @@ $(VENV)/.stamp-runtime: requirements.txt
 $(VENV)/.stamp-dev: $(VENV)/.stamp-runtime requirements-dev.txt requirements-peers.txt
 	$(PY) -m pip install -q -r requirements-dev.txt
 	$(PY) -m pip install -q --no-deps -r requirements-peers.txt
+	# torchvision's own video ResNets, the oracle of `import torchvision` (tests/peers/torchvision.py): off
+	# sys.path, because PyPI's wheel is a CUDA build whose C ops cannot load beside torch 2.13.0+cpu.
+	$(PY) -m pip install -q --no-deps --upgrade --target $(VENV)/peers/torchvision torchvision==0.28.0
 	touch $@
 
 run: $(VENV)/.stamp-runtime

@@ -3,6 +3,7 @@
     python -m gta_core import mmaction2 SRC.pth --out DIR [--frames T] [--labels FILE] [--name NAME] [--force]
     python -m gta_core import tsm SRC.pth --out DIR ...
     python -m gta_core import hf-timesformer FOLDER --out DIR ...   (config.json + model.safetensors)
+    python -m gta_core import torchvision r3d_18.pth --out DIR ...   (also mc3_18, r2plus1d_18)
 
 MMAction2 covers TSN / TSM (+NL), I3D (+NL), SlowFast-R50 and SlowOnly-R50.
 
@@ -28,16 +29,16 @@ import torch
 from ..checkpoint import CheckpointConfig, CheckpointError, save_checkpoint
 from ..models import VideoNet, VideoNetConfig
 from ..models.video_net import FRAMES_PER_STEP
-from . import hf_timesformer, mmaction2, tsm
+from . import hf_timesformer, mmaction2, torchvision_video, tsm
 from .mapping import MappingError, fill, rename
 from .resnet import CANONICAL_TO_OURS
 from .resnet3d import read_layout
 from .safe_load import SourceError, read_source
 
-FORMATS = {"mmaction2": mmaction2, "tsm": tsm, "hf-timesformer": hf_timesformer}
+FORMATS = {"mmaction2": mmaction2, "tsm": tsm, "hf-timesformer": hf_timesformer, "torchvision": torchvision_video}
 MAPPING_VERSION = 1
 # Clip length when neither the source nor --frames says: TSN/TSM's 8 segments, i3d_r50.py's clip_len 32.
-DEFAULT_FRAMES = {"r2d": 8, "i3d": 32, "slowfast": 32}   # SlowFast: both recipes' clip_len
+DEFAULT_FRAMES = {"r2d": 8, "i3d": 32, "slowfast": 32, "video_resnet": 16}   # SlowFast: both recipes' clip_len
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
 
@@ -67,6 +68,8 @@ def read_labels(path: str | Path, num_classes: int) -> list[str]:
 
 def _display_name(label: str, fields: dict) -> str:
     slowfast = "SlowFast" if fields.get("slowfast_fast_pathway", True) else "SlowOnly"
+    if fields.get("backbone") == "video_resnet":
+        return f"{label} {fields['video_resnet']}"
     family = {"i3d": "I3D", "slowfast": slowfast}.get(fields.get("backbone", "r2d"), "TSM" if fields.get("tsm") else "TSN")
     return f"{label} {family}-R{fields['depth']}" + ("-NL" if fields["block"] == "nl" else "")
 
@@ -78,9 +81,11 @@ def _clip_length(fields: dict, frames: int | None, trained_frames: int | None, w
     step = FRAMES_PER_STEP.get(backbone, 1)
     if backbone == "slowfast":
         step = fields.get("slowfast_alpha", step)
+    if backbone == "video_resnet":
+        step = 1 if fields["video_resnet"] == "mc3_18" else 8
     if length % step:
         origin = "--frames" if frames else "the source's clip length"
-        steps = "the Slow pathway's" if backbone == "slowfast" else "the I3D's res3-res5"
+        steps = {"slowfast": "the Slow pathway's", "video_resnet": "layer4's"}.get(backbone, "the I3D's res3-res5")
         raise ImportFailure(
             f"{what}: {origin} {length} is not divisible by {step} "
             f"(each time step of {steps} stands for {step} frames)"
@@ -128,6 +133,7 @@ def convert(format_name: str, source: Path, frames: int | None = None) -> tuple[
         "preprocessing": preprocessing,
         "num_source_tensors": len(tensors),
         "assumed": assumed,
+        "class_names": fmt.class_names(fields["num_classes"]) if hasattr(fmt, "class_names") else None,
     }
     return model.eval(), facts
 
@@ -246,7 +252,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "import",
-        help="convert a public checkpoint (MMAction2, TSM, HF TimeSformer) into a GTA Lens checkpoint folder",
+        help="convert a public checkpoint (MMAction2, TSM, HF TimeSformer, torchvision video) into a GTA Lens checkpoint folder",
         description="Read a .pth safely (child process, capped, no code runs) and write config.json + model.safetensors.",
     )
     p.add_argument("format", choices=sorted(FORMATS), help="source layout")

@@ -274,7 +274,7 @@ def _token_grad_cam(model: VideoNet, batch: torch.Tensor, target: int) -> torch.
 
 
 def _last_stage(model: VideoNet) -> str:
-    return "slow_res5" if model.config.backbone == "slowfast" else "res5"
+    return {"slowfast": "slow_res5", "video_resnet": "layer4"}.get(model.config.backbone, "res5")
 
 
 def _spread_over_frames(step_maps: torch.Tensor, spans) -> torch.Tensor:

@@ -17,12 +17,14 @@ from .resnet2d import DEPTHS, ResNet2D
 from .resnet3d import I3D_INFLATE, ResNet3D
 from .slowfast import ALPHA, FUSION_KERNEL, SLOW_SAMPLINGS, SlowFast
 from .timesformer import TimeSformer
+from .video_resnet import ARCHITECTURES as VIDEO_RESNETS, VideoResNet
 
 BLOCK_KINDS = ("none", "nl", "sa", "ta", "dnl", "tape", "gta")
 # r2d: a 2D ResNet per frame (the paper's R2D); i3d: MMAction2's ResNet3d (I3D-R50);
 # slowfast: PySlowFast's SlowFast-R50 (the paper's 3D backbone).
 # timesformer: HF transformers' TimeSformer (divided space-time attention in every layer; imported only).
-BACKBONES = ("r2d", "i3d", "slowfast", "timesformer")
+# video_resnet: torchvision's r3d_18 / mc3_18 / r2plus1d_18 (imported only).
+BACKBONES = ("r2d", "i3d", "slowfast", "timesformer", "video_resnet")
 # Input frames per time step of the 3D backbones' res3/res4 (where blocks sit): the clip length must divide.
 FRAMES_PER_STEP = {"i3d": 8, "slowfast": ALPHA}   # SlowFast: the config's slowfast_alpha (frames_per_step)
 SLOWFAST_POOLS = ("ceil", "floor")
@@ -77,14 +79,17 @@ class VideoNetConfig:
     tsf_mlp_size: int = 3072
     tsf_eps: float = 1e-6
     tsf_qkv_bias: bool = True
+    video_resnet: str = "r3d_18"     # video_resnet only: one of models/video_resnet.ARCHITECTURES
 
     def __post_init__(self) -> None:
         if self.block not in BLOCK_KINDS:
             raise ValueError(f"unknown block {self.block!r}; choose one of {BLOCK_KINDS}")
         if self.backbone not in BACKBONES:
             raise ValueError(f"unknown backbone {self.backbone!r}; choose one of {BACKBONES}")
-        if self.backbone == "timesformer" and self.block != "none":
-            raise ValueError("TimeSformer's attention is its own (every layer); it takes no inserted blocks")
+        if self.video_resnet not in VIDEO_RESNETS:
+            raise ValueError(f"unknown video_resnet {self.video_resnet!r}; choose one of {VIDEO_RESNETS}")
+        if self.backbone in ("timesformer", "video_resnet") and self.block != "none":
+            raise ValueError(f"the {self.backbone} backbone is imported as it is; it takes no inserted blocks")
         if self.backbone != "r2d":
             step = self.frames_per_step()
             if self.depth != 50 or self.tsm:
@@ -117,6 +122,8 @@ class VideoNetConfig:
         """Input frames per time step of the blocks' stages (1 for R2D)."""
         if self.backbone == "slowfast":
             return self.slowfast_alpha
+        if self.backbone == "video_resnet":
+            return 1 if self.video_resnet == "mc3_18" else 8     # layer4's temporal stride
         return FRAMES_PER_STEP.get(self.backbone, 1)
 
     def pool_ceil(self, ceil: bool = True) -> bool:
@@ -201,6 +208,8 @@ def _make_backbone(config: VideoNetConfig) -> nn.Module:
     )
     if config.backbone == "i3d":
         return ResNet3D(inflate=config.inflate or I3D_INFLATE, **common)
+    if config.backbone == "video_resnet":
+        return VideoResNet(config.video_resnet, config.num_frames)
     if config.backbone == "timesformer":
         return TimeSformer(
             config.num_frames, config.input_size, config.tsf_patch_size, config.tsf_hidden_size, config.tsf_layers,
