@@ -55,3 +55,16 @@ def test_class_names_and_pipeline_are_the_weight_enums():
         assert min(transform.resize_size) == torchvision_video.PREPROCESSING["resize_shorter"]
         assert f"clip_len={torchvision_video.CLIP_LEN}" in weights.meta["_docs"]
     assert torchvision_video.class_names(174) is None
+
+
+def test_grad_cam_on_a_video_resnet_spreads_layer4_steps_over_frames():
+    """Attributions run on the imported backbone: Grad-CAM on layer4, whose one step (r3d: 8 frames) is spread."""
+    from gta_core import interpret
+    from gta_core.models import VideoNet, VideoNetConfig
+
+    torch.manual_seed(0)
+    model = VideoNet(VideoNetConfig(backbone="video_resnet", video_resnet="r3d_18", num_frames=8, num_classes=3)).eval()
+    cam = interpret.grad_cam(model, torch.randn(3, 8, 32, 48, generator=torch.Generator().manual_seed(1)), target=1)
+    assert cam.maps.shape == (8, 2, 3)                      # layer4: 32×48 / 16, one step of 8 frames
+    assert all((cam.maps[t] == cam.maps[0]).all() for t in range(8))
+    assert model.time_spans("layer4.0") == ((0, 8),)
