@@ -20,7 +20,7 @@ from einops import rearrange
 from torch import nn
 
 from gta_core import capture, create_model
-from gta_core.compare import ClipRows, global_matrices, temporal_attention_blocks
+from gta_core.comparison import ClipRows, global_matrices, temporal_attention_blocks
 from gta_core.export.pipeline import ModelRun, _block_entries
 from gta_core.interpret import Component, knockout, knockout_components
 from gta_core.layers import AttentionBlock, AttentionSoftmax, BlockRecord, FrameSpans, Recorder, TemporalMaps, register_block

@@ -15,7 +15,7 @@ import torch
 
 from gta_core import capture, load_checkpoint
 from gta_core.checkpoint import CheckpointConfig, save_checkpoint
-from gta_core.compare import ClipRows
+from gta_core.comparison import ClipRows
 from gta_core.data.ssv2 import SSv2Dataset
 from gta_core.evaluate import dataset_for
 from gta_core.models import create_model

@@ -9,7 +9,7 @@ Then, with no other file changed:
   (`make_record`), a `BlockRecord`;
 * `gta_core.views` (Query point, Temporal attention, Regions, export) reads only
   the record's methods below;
-* `gta_core.compare` reads `compare_label` / `BlockRecord.clip_matrix` (per-clip
+* `gta_core.comparison` reads `compare_label` / `BlockRecord.clip_matrix` (per-clip
   T'×T' statistics averaged per class) and `learned_matrices`;
 * `gta_core.interpret.knockouts` lists `knockout_parts` and applies `knock_out`.
 """
@@ -35,6 +35,11 @@ class BlockRecord:
     name: str
     kind: str                      # short label, upper-cased for display: "nl", "dnl", "gta", ...
     frame_spans: FrameSpans
+    inserted: ClassVar[bool] = True    # as AttentionBlock.inserted
+
+    def note(self, batch: int = 0) -> str | None:
+        """A caption saying what the views' maps hold, where it is not what the paper's blocks hold."""
+        return None
 
     @property
     def num_steps(self) -> int:
@@ -94,6 +99,9 @@ class AttentionBlock(nn.Module):
 
     display_name: ClassVar[str] = "block"      # as shown in the app ("NL", "DNL", ...)
     paper_reference: ClassVar[str] = ""        # where the block is defined
+    # False for a layer of the backbone itself (TimeSformer's): it has no whole-block knockout
+    # (nothing to resume from), and the app shows it beside a ResNet stage's block.
+    inserted: ClassVar[bool] = True
 
     @property
     def kind(self) -> str:
