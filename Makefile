@@ -18,6 +18,9 @@ $(VENV)/.stamp-runtime: pyproject.toml requirements.txt requirements-app.txt
 $(VENV)/.stamp-dev: $(VENV)/.stamp-runtime requirements-dev.txt requirements-peers.txt requirements-peers-nodeps.txt
 	$(PY) -m pip install -q -e '.[app,dev,peers]'
 	$(PY) -m pip install -q --no-deps -r requirements-peers-nodeps.txt
+	# torchvision's own video ResNets, the oracle of `import torchvision` (tests/peers/torchvision.py): off
+	# sys.path, because PyPI's wheel is a CUDA build whose C ops cannot load beside torch 2.13.0+cpu.
+	$(PY) -m pip install -q --no-deps --upgrade --target $(VENV)/peers/torchvision torchvision==0.28.0
 	touch $@
 
 run: $(VENV)/.stamp-runtime

@@ -13,7 +13,9 @@ import streamlit as st
 from gta_core import CheckpointError
 from gta_core.query_dependence import block_scores
 from gta_core.video import VIDEO_SUFFIXES, VideoError
-from gta_core.views import block_kind, crop_point, dataset_label, find_record, scene_point, step_frames, tick_names
+from gta_core.views import (
+    block_kind, crop_point, dataset_label, find_record, layer_for_stage, record_note, scene_point, step_frames, tick_names,
+)
 from gta_core.views import frame_for as video_frame_for
 
 from . import dataset_engine, engine
@@ -461,6 +463,13 @@ def record_for(result: engine.ModelResult, query: Query, swapped: bool = False):
     if capture is None:
         return None
     record = find_record(capture.records, query.block)
+    layer = layer_for_stage(capture.records, query.block) if record is None else None
+    if layer is not None:
+        st.caption(f"{result.name} has Transformer layers, not ResNet stages: its last layer {layer} is shown "
+                   f"beside {query.block} (choose a layer.N block for another).")
+        record = capture.records[layer]
+    if record is not None and (note := record_note(record)):
+        st.caption(note)
     if record is None:
         st.info(f"{result.name} has no block {query.block} (it has {', '.join(capture.records) or 'none'}).")
     return record

@@ -145,6 +145,22 @@ def find_record(records: dict, block: str):
     return next((r for name, r in records.items() if ".".join(name.split(".")[-2:]) == suffix), None)
 
 
+def record_note(record, batch: int = 0) -> str | None:
+    """A caption saying what a record's maps hold where it differs from the paper's blocks (a TimeSformer
+    layer: CLS token, patch grid, time steps, heads); None for most blocks."""
+    return record.note(batch)
+
+
+def layer_for_stage(records: dict, block: str) -> str | None:
+    """For a model whose blocks are all layers of the network itself (TimeSformer: "layer.0", ...) and a query
+    on a ResNet stage block it lacks ("res3.1"): the name of its last layer, shown beside the ResNet's block."""
+    if not records or block in records or block.startswith("layer."):
+        return None
+    if not any(record.inserted for record in records.values()):
+        return list(records)[-1]
+    return None
+
+
 def grid_cell(fy: float, fx: float, grid: tuple[int, int]) -> tuple[int, int]:
     """The cell (y, x) of a (H, W) grid that holds the fractional position (fy, fx)."""
     height, width = grid

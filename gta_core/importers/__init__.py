@@ -3,6 +3,10 @@
     python -m gta_core import mmaction2 SRC.pth --out DIR [--frames T] [--labels FILE] [--name NAME] [--force]
         [--sampling dense --clip-len 32 --frame-interval 2 --num-clips 10 --crop three --crop-size 256]
     python -m gta_core import tsm SRC.pth --out DIR ...
+    python -m gta_core import hf-timesformer FOLDER --out DIR ...   (config.json + model.safetensors)
+    python -m gta_core import torchvision r3d_18.pth --out DIR ...   (also mc3_18, r2plus1d_18)
+
+MMAction2 covers TSN / TSM (+NL), I3D (+NL), SlowFast-R50 and SlowOnly-R50.
 
 One module per foreign format says how its keys become the canonical
 ResNet layout (`resnet.py`); from there one rule table leads to our names.
@@ -26,17 +30,17 @@ from ..checkpoint import CheckpointConfig, CheckpointError, save_checkpoint
 from ..hashing import file_sha256
 from ..models import VideoNet, VideoNetConfig
 from ..models.video_net import FRAMES_PER_STEP
-from . import mmaction2, tsm
+from . import hf_timesformer, mmaction2, torchvision_video, tsm
 from .mapping import MappingError, fill, rename
 from .pipeline import read_pipeline
 from .resnet import CANONICAL_TO_OURS
 from .resnet3d import read_layout
 from .safe_load import DEFAULT_MEMORY_CAP, SourceError, read_source
 
-FORMATS = {"mmaction2": mmaction2, "tsm": tsm}
+FORMATS = {"mmaction2": mmaction2, "tsm": tsm, "hf-timesformer": hf_timesformer, "torchvision": torchvision_video}
 MAPPING_VERSION = 1
 # Clip length when neither the source nor --frames says: TSN/TSM's 8 segments, i3d_r50.py's clip_len 32.
-DEFAULT_FRAMES = {"r2d": 8, "i3d": 32}
+DEFAULT_FRAMES = {"r2d": 8, "i3d": 32, "slowfast": 32, "video_resnet": 16}   # SlowFast: both recipes' clip_len
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
 
@@ -57,7 +61,10 @@ def read_labels(path: str | Path, num_classes: int) -> list[str]:
 
 
 def _display_name(label: str, fields: dict) -> str:
-    family = {"i3d": "I3D"}.get(fields.get("backbone", "r2d"), "TSM" if fields.get("tsm") else "TSN")
+    slowfast = "SlowFast" if fields.get("slowfast_fast_pathway", True) else "SlowOnly"
+    if fields.get("backbone") == "video_resnet":
+        return f"{label} {fields['video_resnet']}"
+    family = {"i3d": "I3D", "slowfast": slowfast}.get(fields.get("backbone", "r2d"), "TSM" if fields.get("tsm") else "TSN")
     return f"{label} {family}-R{fields['depth']}" + ("-NL" if fields["block"] == "nl" else "")
 
 
@@ -66,13 +73,35 @@ def _clip_length(fields: dict, frames: int | None, trained_frames: int | None, w
     backbone = fields.get("backbone", "r2d")
     length = frames or trained_frames or DEFAULT_FRAMES[backbone]
     step = FRAMES_PER_STEP.get(backbone, 1)
+    if backbone == "slowfast":
+        step = fields.get("slowfast_alpha", step)
+    if backbone == "video_resnet":
+        step = 1 if fields["video_resnet"] == "mc3_18" else 8
     if length % step:
         origin = "--frames" if frames else "the source's clip length"
+        steps = {"slowfast": "the Slow pathway's", "video_resnet": "layer4's"}.get(backbone, "the I3D's res3-res5")
         raise ImportFailure(
             f"{what}: {origin} {length} is not divisible by {step} "
-            f"(each time step of the I3D's res3-res5 stands for {step} frames)"
+            f"(each time step of {steps} stands for {step} frames)"
         )
     return length
+
+
+def _layout(fmt, tensors: dict, info: dict, source: Path, what: str) -> tuple[dict, dict, dict, int | None]:
+    """(config fields, tensors under our names, provenance notes, the source's clip length).
+
+    Most formats go through the canonical ResNet layout; a format may read a
+    family of its own straight to our names (MMAction2's SlowFast / SlowOnly, torchvision's video ResNets).
+    """
+    own = fmt.own_layout(tensors, info, source.name) if hasattr(fmt, "own_layout") else None
+    if own is not None:
+        return own["fields"], rename(own["tensors"], own["rules"], what), own["assumed"], own["trained_frames"]
+    canonical = rename(tensors, fmt.TO_CANONICAL, what)
+    fields, to_ours = read_layout(canonical, what)
+    extra_fields, assumed = fmt.settings(tensors, info, source.name, fields)
+    fields.update(extra_fields)
+    trained_frames = fmt.training_frames(info, source.name, fields.get("backbone", "r2d"))
+    return fields, rename(canonical, to_ours, what), assumed, trained_frames
 
 
 def convert(
@@ -88,22 +117,24 @@ def convert(
     overrides: ClipSpec fields from the command line (sampling, frame_interval, num_clips, ...).
     """
     fmt = FORMATS[format_name]
+    if hasattr(fmt, "convert_folder"):          # a folder of JSON + safetensors, read by the format itself
+        return fmt.convert_folder(source, frames, overrides, memory_cap)
     what = f"{source.name} ({format_name})"
     tensors, info = read_source(source, memory_cap=memory_cap)
     preprocessing = fmt.pop_preprocessor(tensors)
-    canonical = rename(tensors, fmt.TO_CANONICAL, what)
-    fields, to_ours = read_layout(canonical, what)
-    extra_fields, assumed = fmt.settings(tensors, info, source.name, fields)
-    fields.update(extra_fields)
+    fields, mapped, assumed, trained_frames = _layout(fmt, tensors, info, source, what)
     if "num_classes" not in fields:
         raise MappingError(f"{what}: no classifier found (expected the format's head weights)")
     backbone = fields.get("backbone", "r2d")
-    pipeline, pipeline_notes = read_pipeline(fmt.config_text(info), source.name, backbone, overrides or {},
-                                             fmt.RESIZE)
-    trained_frames = pipeline.pop("num_frames", None) or fmt.training_frames(info, source.name, backbone)
+    published = fmt.published_pipeline() if hasattr(fmt, "published_pipeline") else {}
+    pipeline, pipeline_notes = read_pipeline(
+        fmt.config_text(info), source.name, backbone, overrides or {}, fmt.RESIZE, published, f"{fmt.LABEL}'s published value",
+        slow_ratio=fields.get("slowfast_alpha", 1),
+    )
+    trained_frames = pipeline.pop("num_frames", None) or trained_frames
     fields["num_frames"] = _clip_length(fields, frames, trained_frames, what)
     model = VideoNet(VideoNetConfig(**fields))
-    state = fill(model.state_dict(), rename(canonical, to_ours, what), what)
+    state = fill(model.state_dict(), mapped, what)
     model.load_state_dict(state, strict=True)
     facts = {
         "display_name": _display_name(fmt.LABEL, fields),
@@ -114,6 +145,7 @@ def convert(
         "num_source_tensors": len(tensors),
         "assumed": {**assumed, "pipeline": pipeline_notes},
         "pipeline": pipeline,
+        "class_names": fmt.class_names(fields["num_classes"]) if hasattr(fmt, "class_names") else None,
     }
     return model.eval(), facts
 
@@ -150,7 +182,10 @@ def import_checkpoint(
     pipeline.pop("mean", None), pipeline.pop("std", None)
     if pipeline.get("channel_order") == "bgr" and "mean" in facts["preprocessing"]:
         mean, std = mean[::-1], std[::-1]      # the buffers are in the network's (BGR) order; ours are RGB
-    class_names = read_labels(labels, num_classes) if labels else [f"class_{i}" for i in range(num_classes)]
+    class_names = read_labels(labels, num_classes) if labels else facts.get("class_names") or [
+        f"class_{i}" for i in range(num_classes)
+    ]
+    weights = FORMATS[format_name].weights_file(source) if hasattr(FORMATS[format_name], "weights_file") else source
     config = CheckpointConfig(
         architecture=model.config.to_dict(),
         class_names=class_names,
@@ -163,7 +198,7 @@ def import_checkpoint(
             "imported": True,
             "source_format": format_name,
             "source_file": source.name,
-            "source_sha256": file_sha256(source),
+            "source_sha256": file_sha256(weights),
             "mapping_version": MAPPING_VERSION,
             "reader": facts["reader"],
             "trained_frames": facts["trained_frames"],
@@ -260,11 +295,11 @@ def cmd_import(args: argparse.Namespace) -> int:
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "import",
-        help="convert a public checkpoint (MMAction2, TSM) into a GTA Lens checkpoint folder",
+        help="convert a public checkpoint (MMAction2, TSM, HF TimeSformer, torchvision video) into a GTA Lens checkpoint folder",
         description="Read a .pth safely (child process, capped, no code runs) and write config.json + model.safetensors.",
     )
     p.add_argument("format", choices=sorted(FORMATS), help="source layout")
-    p.add_argument("source", help="the .pth/.pt file")
+    p.add_argument("source", help="the .pth/.pt file (hf-timesformer: the save_pretrained folder)")
     p.add_argument("--out", required=True, help="checkpoint folder to write")
     p.add_argument("--frames", "--clip-len", dest="frames", type=int,
                    help="clip length T: TSN segments or dense clip_len (default: the source's config or file "

@@ -7,7 +7,8 @@ beside `.non_local_block`), resnet3d.py (`ResNet3d`: the same names with
 3-D kernels, `Bottleneck3d` holds its `non_local_block` itself),
 mmcv/cnn/bricks/non_local.py (`theta`, `phi.0`, `g.0` with 2×2 floor
 max-pooling when sub_sample, `conv_out.conv` without bias and `conv_out.bn`),
-and heads/tsm_head.py / i3d_head.py (`cls_head.fc_cls`). Published files are
+and heads/tsm_head.py / i3d_head.py (`cls_head.fc_cls`). SlowFast and
+SlowOnly have a layout of their own (importers/slowfast.py). Published files are
 `{'meta': {...}, 'state_dict': {'backbone.…', 'cls_head.…'}}`.
 Checked logit for logit against MMAction2 1.2.0 in tests/test_importers.py
 (TSM) and tests/test_importers_3d.py (I3D).
@@ -18,6 +19,7 @@ import re
 
 import torch
 
+from . import slowfast
 from .mapping import Rule
 from .resnet import _BLOCK, _PARAM
 
@@ -219,3 +221,14 @@ def pop_preprocessor(tensors: dict[str, torch.Tensor]) -> dict:
     """mean/std (0-1 units) from data_preprocessor buffers, removed from `tensors`."""
     found = {key.split(".")[-1]: tensors.pop(key) for key in PREPROCESSOR_KEYS if key in tensors}
     return {name: [round(float(v) / 255, 6) for v in value.flatten()] for name, value in found.items()}
+
+
+def own_layout(tensors: dict[str, torch.Tensor], info: dict, file_name: str) -> dict | None:
+    """SlowFast / SlowOnly files, read straight to our names by importers/slowfast.py; None for the rest."""
+    text = config_text(info)
+    backbone = _backbone_text(text)
+    found = slowfast.layout(tensors, text, file_name, lambda name: _setting(backbone, name))
+    if found is not None:
+        alpha = found["fields"]["slowfast_alpha"]
+        found.update(rules=slowfast.TO_OURS, trained_frames=slowfast.training_frames(found["kind"], text, file_name, alpha))
+    return found

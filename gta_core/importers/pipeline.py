@@ -151,16 +151,23 @@ def _normalisation(step: dict, flag: str, flips_when: bool) -> dict:
     return {"mean": [round(v, 6) for v in mean], "std": [round(v, 6) for v in std], "channel_order": order}
 
 
-def from_file_name(file_name: str, backbone: str) -> tuple[dict, dict]:
-    """(ClipSpec fields, notes) from a published file name: `32x2x1`, `1x1x8`, the TSM repository's `dense`."""
+def from_file_name(file_name: str, backbone: str, slow_ratio: int = 1) -> tuple[dict, dict]:
+    """(ClipSpec fields, notes) from a published file name: `32x2x1`, `1x1x8`, the TSM repository's `dense`.
+
+    slow_ratio: SlowFast's α. Its names give the Slow pathway's frames (`4x16x1`: 4 frames 16 apart),
+    so the clip is α times as long at 1/α the interval (32 frames 2 apart for α = 8).
+    """
     name = file_name.lower()
     match = re.search(r"(\d+)x(\d+)x(\d+)", name)
     if match:
         clip_len, interval, clips = (int(v) for v in match.groups())
+        if clip_len > 1 and slow_ratio > 1:
+            clip_len, interval = clip_len * slow_ratio, max(1, interval // slow_ratio)
         fields = _sampling({"clip_len": clip_len, "frame_interval": interval, "num_clips": clips})
         if fields["sampling"] == "dense":
             fields["num_clips"] = 1    # the name gives the training clips; the test clips are not in it
-        return fields, {"sampling": f"from the file name's {match[0]} (clip_len × frame_interval × num_clips); "
+        slow = f", the Slow pathway's; the clip: α = {slow_ratio} times the frames" if slow_ratio > 1 else ""
+        return fields, {"sampling": f"from the file name's {match[0]} (clip_len × frame_interval × num_clips{slow}); "
                                     "test views assumed: one clip"}
     segments = re.search(r"segment(\d+)", name)
     if "dense" in name and segments:
@@ -177,20 +184,23 @@ def from_file_name(file_name: str, backbone: str) -> tuple[dict, dict]:
 
 
 def read_pipeline(config_text: str, file_name: str, backbone: str, overrides: dict,
-                  resize_default: tuple[str, str] = ("bilinear", "")) -> tuple[dict, dict]:
-    """ClipSpec fields for an import and where each came from: overrides, then the config, then the name.
+                  resize_default: tuple[str, str] = ("bilinear", ""), published: dict | None = None,
+                  published_note: str = "", slow_ratio: int = 1) -> tuple[dict, dict]:
+    """ClipSpec fields for an import and where each came from: overrides, then the config, then what
+    the publisher states (`published`: torchvision's weight enums, HF's preprocessor_config.json), then the name.
 
     Fields absent everywhere take MMAction2's usual values (short side 256,
     centre crop 224; 2-D: TSN segments, 3-D: i3d_r50's 32x2x1), and the notes
     say they were assumed. resize_default: the format's (interpolation, why).
     """
-    named, name_notes = from_file_name(file_name, backbone)
+    named, name_notes = from_file_name(file_name, backbone, slow_ratio)
     configured, config_notes = from_config(config_values(config_text)) if config_text else ({}, {})
     if "sampling" in configured:         # the config's sampling is all of it; the name's is not mixed in
         named = {k: v for k, v in named.items() if k not in configured and k not in _SAMPLING_KEYS}
         name_notes.pop("sampling", None)
-    fields = {**named, **configured}
-    notes = {**name_notes, **config_notes}
+    published = published or {}
+    fields = {**named, **published, **configured}
+    notes = {**name_notes, **{_TOPIC.get(k, k): published_note for k in published}, **config_notes}
     given = {k: v for k, v in overrides.items() if v is not None}
     if given:
         fields.update(given)

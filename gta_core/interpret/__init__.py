@@ -225,6 +225,9 @@ def grad_cam(model: VideoNet, clip: torch.Tensor, target: int | None = None, lay
     batch = _as_batch(private, clip)
     logits = _logits(private, batch)
     target = _target(logits, target)
+    if private.config.backbone == "timesformer":
+        maps = _token_grad_cam(private, batch, target)
+        return Attribution("grad_cam", target, float(logits[0, target]), _numpy(maps), _numpy(maps.sum(dim=(1, 2))))
     layer = layer or _last_stage(private)
     stage = getattr(private.backbone, layer)
     with torch.enable_grad():
@@ -242,8 +245,35 @@ def grad_cam(model: VideoNet, clip: torch.Tensor, target: int | None = None, lay
     )
 
 
+def _token_grad_cam(model: VideoNet, batch: torch.Tensor, target: int) -> torch.Tensor:
+    """TimeSformer: Grad-CAM on the patch tokens entering the last layer, (T, h, w) before the ReLU.
+
+    (The classifier reads only the CLS token, so the last layer's own patch
+    outputs have no gradient; its input patches reach the CLS through its SA.)
+    Channel weights are the target logit's gradient averaged over all patch
+    tokens of the clip; a token's map value is its features weighted by them.
+    """
+    last, seen = model.backbone.layers[-1], {}
+
+    def keep(module, args):
+        patches = args[1]                                    # (1, T, h·w, C)
+        patches.retain_grad()
+        seen.update(patches=patches, grid=args[2])
+
+    handle = last.register_forward_pre_hook(keep)
+    try:
+        with torch.enable_grad():
+            model(batch.clone().requires_grad_(True))[0, target].backward()
+    finally:
+        handle.remove()
+    patches = seen["patches"]
+    weights = patches.grad.mean(dim=(1, 2), keepdim=True)    # (1, 1, 1, C)
+    maps = (patches * weights).sum(dim=-1)[0].detach()        # (T, h·w)
+    return rearrange(maps, "t (h w) -> t h w", h=seen["grid"][0])
+
+
 def _last_stage(model: VideoNet) -> str:
-    return "slow_res5" if model.config.backbone == "slowfast" else "res5"
+    return {"slowfast": "slow_res5", "video_resnet": "layer4"}.get(model.config.backbone, "res5")
 
 
 def _spread_over_frames(step_maps: torch.Tensor, spans) -> torch.Tensor:
@@ -381,7 +411,8 @@ def order_sensitivity(config: VideoNetConfig) -> tuple[bool, str]:
     if config.backbone == "i3d":
         return True, "its inflated 3×1×1 and 5×7×7 temporal convolutions and temporal strides see frame order"
     if config.backbone == "slowfast":
-        return True, "its temporal convolutions, the Slow pathway's every-4th-frame sampling and the time-strided laterals see frame order"
+        return True, (f"its temporal convolutions, the Slow pathway's sampling of every {config.slowfast_alpha}th frame "
+                      "and the time-strided laterals see frame order")
     if config.tsm:
         return True, "TSM shifts channels between neighbouring frames"
     if config.block == "tape":

@@ -60,6 +60,10 @@ def knockout_components(model: VideoNet) -> list[Component]:
     """Every component `knockout` can zero, block by block (each block lists its own parts)."""
     components = []
     for name, block in model.temporal_blocks().items():
+        if not block.inserted:
+            # A layer of the network itself (TimeSformer's): no residual stage to resume from, no block to
+            # bypass alone; knocking one out is not the paper's "remove an inserted block" question.
+            continue
         components.append(Component(name, "block"))
         components += [Component(name, part, index, branch) for part, index, branch in block.knockout_parts()]
     return components

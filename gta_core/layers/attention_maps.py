@@ -145,9 +145,10 @@ class Recorder:
             self.outputs[mod] = output.detach()
         self.handles.append(module.register_forward_hook(hook))
 
-    def watch_input(self, module: nn.Module) -> None:
+    def watch_input(self, module: nn.Module, shape=None) -> None:
+        """Keep the shape of `module`'s first input, or `shape(args)` for a module whose input is not one tensor."""
         def hook(mod, args):
-            self.input_shapes[mod] = args[0].shape
+            self.input_shapes[mod] = args[0].shape if shape is None else torch.Size(shape(args))
         self.handles.append(module.register_forward_pre_hook(hook))
 
     def watch_rows(self, softmax: nn.Module) -> None:

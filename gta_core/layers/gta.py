@@ -287,9 +287,12 @@ class GTABlock(AttentionBlock):
         num_regions: int | None = None,
         spatial_pool_first: bool = False,
         spatial_pool_keys: bool = True,
+        spatial_pool_ceil: bool = True,
     ) -> None:
         super().__init__()
-        self.spatial = SpatialAttention(channels, pool_keys=spatial_pool_keys, pool_first=spatial_pool_first)
+        self.spatial = SpatialAttention(
+            channels, pool_keys=spatial_pool_keys, pool_first=spatial_pool_first, pool_ceil=spatial_pool_ceil
+        )
         # GTA, not TA: DecoupledAttention's `.temporal` is TA; this one has its own name. Its weights keep
         # the key "temporal.*" they always had, so shipped checkpoints load strictly (the two hooks below).
         self.global_temporal = GlobalTemporalAttention(

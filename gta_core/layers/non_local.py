@@ -174,6 +174,6 @@ class NonLocalBlock(AttentionBlock):
 
 
 register_block("nl", lambda config, channels, steps: NonLocalBlock(
-    channels, steps, pool=config.nl_pool, pool_ceil=config.nl_pool_ceil, scale=config.nl_scale,
+    channels, steps, pool=config.nl_pool, pool_ceil=config.pool_ceil(config.nl_pool_ceil), scale=config.nl_scale,
     out_bias=config.nl_out_bias, mode=config.nl_mode,
 ))

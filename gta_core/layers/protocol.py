@@ -37,6 +37,11 @@ class BlockRecord:
     name: str
     kind: str                      # short label, upper-cased for display: "nl", "dnl", "gta", ...
     frame_spans: FrameSpans
+    inserted: ClassVar[bool] = True    # as AttentionBlock.inserted
+
+    def note(self, batch: int = 0) -> str | None:
+        """A caption saying what the views' maps hold, where it is not what the paper's blocks hold."""
+        return None
 
     @property
     def num_steps(self) -> int:
@@ -102,6 +107,9 @@ class AttentionBlock(nn.Module):
 
     display_name: ClassVar[str] = "block"      # as shown in the app ("NL", "DNL", ...)
     paper_reference: ClassVar[str] = ""        # where the block is defined
+    # False for a layer of the backbone itself (TimeSformer's): it has no whole-block knockout
+    # (nothing to resume from), and the app shows it beside a ResNet stage's block.
+    inserted: ClassVar[bool] = True
 
     @property
     def kind(self) -> str:

@@ -44,12 +44,13 @@ class SpatialAttention(nn.Module):
     """SA, Eq. 3: Y(t) = X(t) + BN(softmax(Q(t)K(t)ᵀ/√C') V(t) W^O)."""
 
     def __init__(
-        self, channels: int, inner_channels: int | None = None, pool_keys: bool = True, pool_first: bool = False
+        self, channels: int, inner_channels: int | None = None, pool_keys: bool = True, pool_first: bool = False,
+        pool_ceil: bool = True,
     ) -> None:
         super().__init__()
         self.inner_channels = inner_channels or channels // 4
         self.projections = QueryKeyValue(channels, self.inner_channels)
-        self.pool = key_pool(pool_keys)
+        self.pool = key_pool(pool_keys, ceil_mode=pool_ceil)
         # Pool X before the key/value projections (PySlowFast's non-local order) instead of after.
         self.pool_first = pool_first
         self.softmax = AttentionSoftmax()
@@ -221,9 +222,12 @@ class DecoupledAttention(AttentionBlock):
         positional: bool = False,
         spatial_pool_first: bool = False,
         spatial_pool_keys: bool = True,
+        spatial_pool_ceil: bool = True,
     ) -> None:
         super().__init__()
-        self.spatial = SpatialAttention(channels, pool_keys=spatial_pool_keys, pool_first=spatial_pool_first) if spatial else None
+        self.spatial = SpatialAttention(
+            channels, pool_keys=spatial_pool_keys, pool_first=spatial_pool_first, pool_ceil=spatial_pool_ceil
+        ) if spatial else None
         self.temporal = TemporalAttention(channels, num_steps, positional=positional) if temporal else None
         self.swap_projections = False
 
@@ -287,7 +291,8 @@ class DecoupledAttention(AttentionBlock):
 
 def spatial_options(config) -> dict:
     """SA's pooling switches from a VideoNetConfig (SA in SA, DNL, TAPE and GTA blocks)."""
-    return dict(spatial_pool_first=config.sa_pool == "before", spatial_pool_keys=config.sa_pool != "none")
+    return dict(spatial_pool_first=config.sa_pool == "before", spatial_pool_keys=config.sa_pool != "none",
+                spatial_pool_ceil=config.pool_ceil())
 
 
 register_block("sa", lambda config, c, steps: DecoupledAttention(c, steps, temporal=False, **spatial_options(config)))

@@ -9,10 +9,26 @@ stem and res2-res4, a lateral kα×1×1 convolution with temporal stride α
 pathway's time steps and is concatenated to them. The head averages each
 pathway over space-time and classifies their concatenation (2048 + 256).
 
-The model takes the whole clip (B, 3, T, H, W); the Slow pathway is sampled
-inside as frames 0, α, 2α, ... (MMAction2's SlowFast resamples the same way;
-PySlowFast's data loader takes `linspace(0, T-1, T/α)`, up to one frame
-later). So Slow step i stands for frames [αi, αi+α) and Fast step i for frame i.
+The model takes the whole clip (B, 3, T, H, W) and picks the Slow pathway's
+T/α frames inside, by `slow_sampling`:
+
+* "stride" (default): frames 0, α, 2α, ... MMAction2's `ResNet3dSlowFast`
+  resamples the same way (nearest interpolation by 1/τ). Slow step i stands
+  for frames [αi, αi+α).
+* "linspace": PySlowFast's `torch.linspace(0, T-1, T/α).long()`. The two
+  differ by up to α-1 frames, most at the end of the clip (for 64 → 16 with
+  α = 4: ...54, 58, 63 against ...52, 56, 60, so 3 frames). Slow step i
+  stands for frames [index_i, index_{i+1}), the last up to T: spans of
+  unequal length.
+
+Fast step i stands for frame i.
+
+Switches where MMAction2's SlowFast differs from PySlowFast (read by the
+importer, `importers/slowfast.py`): α (`speed_ratio` = `resample_rate`: 8 for
+4×16×1, 4 for 8×8×1), the lateral kernel (`fusion_kernel` 5 or 7), and the
+lateral as a bare convolution (MMAction2's `lateral_norm=False`) instead of
+conv + BN + ReLU. Without the Fast pathway (`fast_pathway=False`, α = 1) the
+Slow pathway alone is MMAction2's SlowOnly-R50 (`ResNet3dSlowOnly`).
 
 Attention blocks (NL, DNL, GTA, ...) sit on the Slow pathway only: the
 paper's 41.4 − 34.0 M is exactly five Slow-pathway NL blocks (2 in res3,
@@ -45,6 +61,17 @@ FUSION_KERNEL = 7         # lateral temporal kernel (SLOWFAST.FUSION_KERNEL_SZ)
 SLOW_KERNELS = {"stem": 1, "res2": 1, "res3": 1, "res4": 3, "res5": 3}
 FAST_KERNELS = {"stem": 5, "res2": 3, "res3": 3, "res4": 3, "res5": 3}
 PATHWAYS = ("slow", "fast")
+SLOW_SAMPLINGS = ("stride", "linspace")
+
+
+def slow_indices(num_frames: int, alpha: int, sampling: str = "stride") -> list[int]:
+    """The input frames the Slow pathway sees: every α-th ("stride") or PySlowFast's linspace."""
+    count = num_frames // alpha
+    if sampling == "linspace":
+        return torch.linspace(0, num_frames - 1, count).long().tolist()
+    if sampling != "stride":
+        raise ValueError(f"unknown slow_sampling {sampling!r}; choose one of {SLOW_SAMPLINGS}")
+    return list(range(0, count * alpha, alpha))
 
 
 def stem(out_channels: int, temporal_kernel: int) -> nn.Sequential:
@@ -56,13 +83,17 @@ def stem(out_channels: int, temporal_kernel: int) -> nn.Sequential:
 
 
 class FuseFastToSlow(nn.Module):
-    """Lateral connection: Fast features, time-strided by α, concatenated to the Slow ones."""
+    """Lateral connection: Fast features, time-strided by α, concatenated to the Slow ones.
 
-    def __init__(self, fast_channels: int) -> None:
+    PySlowFast's lateral is conv + BN + ReLU; MMAction2's (`lateral_norm=False`) the convolution alone.
+    """
+
+    def __init__(self, fast_channels: int, alpha: int = ALPHA, kernel: int = FUSION_KERNEL, norm: bool = True) -> None:
         super().__init__()
-        self.lateral = conv_bn(
-            fast_channels, fast_channels * FUSION_CHANNEL_RATIO, (FUSION_KERNEL, 1, 1),
-            (ALPHA, 1, 1), (FUSION_KERNEL // 2, 0, 0),
+        out_channels, size, stride, padding = fast_channels * FUSION_CHANNEL_RATIO, (kernel, 1, 1), (alpha, 1, 1), (kernel // 2, 0, 0)
+        self.lateral = (
+            conv_bn(fast_channels, out_channels, size, stride, padding)
+            if norm else nn.Sequential(nn.Conv3d(fast_channels, out_channels, size, stride, padding, bias=False))
         )
 
     def forward(self, slow: torch.Tensor, fast: torch.Tensor) -> torch.Tensor:
@@ -70,7 +101,7 @@ class FuseFastToSlow(nn.Module):
 
 
 class SlowFast(nn.Module):
-    """(B, 3, T, H, W) -> [(B, 2048, T/α, H/32, W/32), (B, 256, T, H/32, W/32)]."""
+    """(B, 3, T, H, W) -> [(B, 2048, T/α, H/32, W/32), (B, 256, T, H/32, W/32)] ([the first] without Fast)."""
 
     def __init__(
         self,
@@ -78,38 +109,53 @@ class SlowFast(nn.Module):
         num_frames: int = 64,
         insert_after: dict[str, tuple[int, ...]] | None = None,
         make_block: TemporalBlockFactory | None = None,
+        alpha: int = ALPHA,
+        fusion_kernel: int = FUSION_KERNEL,
+        lateral_norm: bool = True,
+        slow_sampling: str = "stride",
+        fast_pathway: bool = True,
     ) -> None:
         super().__init__()
-        if num_frames % ALPHA:
-            raise ValueError(f"SlowFast needs a clip length divisible by α = {ALPHA}, got {num_frames}")
+        if num_frames % alpha:
+            raise ValueError(f"SlowFast needs a clip length divisible by α = {alpha}, got {num_frames}")
         insert_after = insert_after or {}
-        self.num_frames = num_frames
+        self.num_frames, self.alpha, self.has_fast = num_frames, alpha, fast_pathway
+        self.register_buffer("slow_index", torch.tensor(slow_indices(num_frames, alpha, slow_sampling)), persistent=False)
         slow_base = max(8, int(round(64 * width_multiplier)))
         fast_base = max(2, slow_base // BETA_INV)
+        fuse = dict(alpha=alpha, kernel=fusion_kernel, norm=lateral_norm)
         self.slow_stem = stem(slow_base, SLOW_KERNELS["stem"])
-        self.fast_stem = stem(fast_base, FAST_KERNELS["stem"])
-        self.fuse_stem = FuseFastToSlow(fast_base)
-        slow_in = slow_base + fast_base * FUSION_CHANNEL_RATIO
-        fast_in = fast_base
+        if fast_pathway:
+            self.fast_stem = stem(fast_base, FAST_KERNELS["stem"])
+            self.fuse_stem = FuseFastToSlow(fast_base, **fuse)
+        lateral = FUSION_CHANNEL_RATIO if fast_pathway else 0   # lateral channels per Fast channel
+        slow_in, fast_in = slow_base + fast_base * lateral, fast_base
         for stage_index, (name, count) in enumerate(zip(STAGES, BLOCKS_PER_STAGE_R50)):
             stride = 1 if stage_index == 0 else 2
             slow_width, fast_width = slow_base * 2**stage_index, fast_base * 2**stage_index
             self.add_module(f"slow_{name}", make_stage(
                 slow_in, slow_width, count, stride, (SLOW_KERNELS[name],) * count,
-                insert_after.get(name, ()), make_block, num_frames // ALPHA,
-            ))
-            self.add_module(f"fast_{name}", make_stage(
-                fast_in, fast_width, count, stride, (FAST_KERNELS[name],) * count, (), None, num_frames,
+                insert_after.get(name, ()), make_block, num_frames // alpha,
             ))
             slow_out, fast_out = slow_width * Bottleneck3D.expansion, fast_width * Bottleneck3D.expansion
-            if name != "res5":
-                self.add_module(f"fuse_{name}", FuseFastToSlow(fast_out))
-                slow_in = slow_out + fast_out * FUSION_CHANNEL_RATIO
-            fast_in = fast_out
-        self.out_channels = (slow_out, fast_out)
+            if fast_pathway:
+                self.add_module(f"fast_{name}", make_stage(
+                    fast_in, fast_width, count, stride, (FAST_KERNELS[name],) * count, (), None, num_frames,
+                ))
+                if name != "res5":
+                    self.add_module(f"fuse_{name}", FuseFastToSlow(fast_out, **fuse))
+            slow_in, fast_in = slow_out + fast_out * lateral, fast_out
+        self.out_channels = (slow_out, fast_out) if fast_pathway else (slow_out,)
+
+    @property
+    def pathways(self) -> tuple[str, ...]:
+        return PATHWAYS if self.has_fast else ("slow",)
 
     def forward(self, clip: torch.Tensor) -> list[torch.Tensor]:
-        slow, fast = self.slow_stem(clip[:, :, ::ALPHA]), self.fast_stem(clip)
+        slow = self.slow_stem(clip.index_select(2, self.slow_index))
+        if not self.has_fast:
+            return [self.slow_res5(self.slow_res4(self.slow_res3(self.slow_res2(slow))))]
+        fast = self.fast_stem(clip)
         slow = self.fuse_stem(slow, fast)
         return self.run_stages(slow, fast, STAGES)
 
@@ -121,16 +167,21 @@ class SlowFast(nn.Module):
         return [slow, fast]
 
     def named_units(self) -> Iterator[tuple[str, ResidualUnit3D]]:
-        for pathway in PATHWAYS:
+        for pathway in self.pathways:
             for stage in STAGES:
                 for index, unit in enumerate(getattr(self, f"{pathway}_{stage}")):
                     yield f"{pathway}.{stage}.{index}", unit
 
     def time_spans(self, block: str) -> tuple[tuple[int, int], ...]:
-        return frame_spans(self.num_frames, ALPHA if block.startswith("slow.") else 1)
+        if not block.startswith("slow."):
+            return frame_spans(self.num_frames, 1)
+        starts = self.slow_index.tolist()
+        return tuple(zip(starts, starts[1:] + [self.num_frames]))
 
     def fast_features(self, clip: torch.Tensor) -> dict[str, torch.Tensor]:
         """The Fast pathway's output after each stage: what the laterals after a Slow block read."""
+        if not self.has_fast:
+            return {}
         fast, features = self.fast_stem(clip), {}
         for name in STAGES:
             fast = features[name] = getattr(self, f"fast_{name}")(fast)
@@ -148,12 +199,12 @@ class SlowFast(nn.Module):
         if pathway != "slow":
             raise ValueError(f"attention blocks sit on the Slow pathway, not {block!r}")
         units = getattr(self, f"slow_{stage}")
-        slow = rearrange(units[int(index)].attention(block_input), "(b t) c h w -> b c t h w", t=self.num_frames // ALPHA)
+        slow = rearrange(units[int(index)].attention(block_input), "(b t) c h w -> b c t h w", t=self.num_frames // self.alpha)
         for unit in units[int(index) + 1:]:
             slow = unit(slow)
         for name in STAGES[STAGES.index(stage):]:
             if name != stage:
                 slow = getattr(self, f"slow_{name}")(slow)
-            if name != "res5":
+            if name != "res5" and self.has_fast:
                 slow = getattr(self, f"fuse_{name}")(slow, fast[name])
-        return [slow, fast["res5"]]
+        return [slow, fast["res5"]] if self.has_fast else [slow]

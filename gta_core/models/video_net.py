@@ -18,19 +18,25 @@ from ..layers import BLOCK_BUILDERS
 from ..layers.non_local import NL_MODES, POOL_PLACES
 from .resnet2d import DEPTHS, ResNet2D
 from .resnet3d import I3D_INFLATE, ResNet3D
-from .slowfast import ALPHA, SlowFast
+from .slowfast import ALPHA, FUSION_KERNEL, SLOW_SAMPLINGS, SlowFast
+from .timesformer import TimeSformer
+from .video_resnet import ARCHITECTURES as VIDEO_RESNETS, VideoResNet
 
 # The built-in kinds; `layers.register_block` adds more (VideoNetConfig checks BLOCK_BUILDERS itself).
 BLOCK_KINDS = ("none", *BLOCK_BUILDERS)
 # r2d: a 2D ResNet per frame (the paper's R2D); i3d: MMAction2's ResNet3d (I3D-R50);
 # slowfast: PySlowFast's SlowFast-R50 (the paper's 3D backbone).
-BACKBONES = ("r2d", "i3d", "slowfast")
+# timesformer: HF transformers' TimeSformer (divided space-time attention in every layer; imported only).
+# video_resnet: torchvision's r3d_18 / mc3_18 / r2plus1d_18 (imported only).
+BACKBONES = ("r2d", "i3d", "slowfast", "timesformer", "video_resnet")
 # Input frames per time step of the 3D backbones' res3/res4 (where blocks sit): the clip length must divide.
+# SlowFast: the config's slowfast_alpha (`frames_per_step`).
 FRAMES_PER_STEP = {"i3d": 8, "slowfast": ALPHA}
 # Bounds a config read from a file must meet (checked by gta_core.schema through pydantic): wide
 # enough for every published model, narrow enough that a 1 KB config cannot ask for gigabytes.
 Stage = Literal["res2", "res3", "res4", "res5"]
 BlockIndex = Annotated[int, Field(ge=0, le=63)]
+SLOWFAST_POOLS = ("ceil", "floor")
 
 
 @dataclass(frozen=True)
@@ -68,14 +74,35 @@ class VideoNetConfig:
     sa_pool: str = "after"          # SA's (also in DNL, TAPE, GTA) keys/values: pooled "after"/"before" projection
     # I3D only: per stage, which residual blocks get a 3×1×1 first convolution (None: MMAction2's i3d_r50).
     inflate: tuple[tuple[Literal[0, 1], ...], ...] | None = None
+    # SlowFast only (models/slowfast.py). PySlowFast's (ours) unless an importer says otherwise.
+    slowfast_alpha: Annotated[int, Field(ge=1, le=64)] = ALPHA   # Fast : Slow frame rate (MMAction2 speed_ratio)
+    slowfast_fusion_kernel: Annotated[int, Field(ge=1, le=15)] = FUSION_KERNEL  # lateral temporal kernel (MMAction2: 5, or 7)
+    slowfast_lateral_norm: bool = True        # lateral conv + BN + ReLU; MMAction2: the convolution alone
+    slowfast_fast_pathway: bool = True        # False: the Slow pathway alone (MMAction2's SlowOnly, α = 1)
+    slow_sampling: str = "stride"             # Slow frames 0, α, 2α... or PySlowFast's "linspace"
+    # NL / SA keys on odd grids (SlowFast only): "ceil" (ours) or "floor" (PySlowFast's MaxPool3d).
+    slowfast_pool: str = "ceil"
+    # TimeSformer only (models/timesformer.py; the crop side is input_size): HF TimesformerConfig's fields.
+    tsf_patch_size: Annotated[int, Field(ge=1, le=64)] = 16
+    tsf_hidden_size: Annotated[int, Field(ge=1, le=4096)] = 768
+    tsf_layers: Annotated[int, Field(ge=1, le=64)] = 12
+    tsf_heads: Annotated[int, Field(ge=1, le=64)] = 12
+    tsf_mlp_size: Annotated[int, Field(ge=1, le=16384)] = 3072
+    tsf_eps: Annotated[float, Field(gt=0, le=1)] = 1e-6
+    tsf_qkv_bias: bool = True
+    video_resnet: str = "r3d_18"     # video_resnet only: one of models/video_resnet.ARCHITECTURES
 
     def __post_init__(self) -> None:
         if self.block != "none" and self.block not in BLOCK_BUILDERS:
             raise ValueError(f"unknown block {self.block!r}; choose one of {('none', *BLOCK_BUILDERS)}")
         if self.backbone not in BACKBONES:
             raise ValueError(f"unknown backbone {self.backbone!r}; choose one of {BACKBONES}")
+        if self.video_resnet not in VIDEO_RESNETS:
+            raise ValueError(f"unknown video_resnet {self.video_resnet!r}; choose one of {VIDEO_RESNETS}")
+        if self.backbone in ("timesformer", "video_resnet") and self.block != "none":
+            raise ValueError(f"the {self.backbone} backbone is imported as it is; it takes no inserted blocks")
         if self.backbone != "r2d":
-            step = FRAMES_PER_STEP[self.backbone]
+            step = self.frames_per_step()
             if self.depth != 50 or self.tsm:
                 raise ValueError(f"the {self.backbone} backbone is built as ResNet-50 without TSM")
             if self.num_frames % step:
@@ -88,6 +115,12 @@ class VideoNetConfig:
             raise ValueError(f"unknown nl_pool {self.nl_pool!r}; choose one of {POOL_PLACES}")
         if self.nl_mode not in NL_MODES:
             raise ValueError(f"unknown nl_mode {self.nl_mode!r}; choose one of {NL_MODES}")
+        if self.slow_sampling not in SLOW_SAMPLINGS:
+            raise ValueError(f"unknown slow_sampling {self.slow_sampling!r}; choose one of {SLOW_SAMPLINGS}")
+        if self.slowfast_pool not in SLOWFAST_POOLS:
+            raise ValueError(f"unknown slowfast_pool {self.slowfast_pool!r}; choose one of {SLOWFAST_POOLS}")
+        if self.slowfast_alpha < 1 or self.slowfast_fusion_kernel < 1 or self.slowfast_fusion_kernel % 2 == 0:
+            raise ValueError("slowfast_alpha must be positive and slowfast_fusion_kernel a positive odd number")
         if self.sa_pool not in POOL_PLACES:
             raise ValueError(f"unknown sa_pool {self.sa_pool!r}; choose one of {POOL_PLACES}")
         counts = dict(zip(("res2", "res3", "res4", "res5"), DEPTHS[self.depth][1]))
@@ -97,6 +130,18 @@ class VideoNetConfig:
                     f"block position {stage} {list(indices)} is outside R2D-{self.depth} "
                     f"(blocks per stage: {counts})"
                 )
+
+    def frames_per_step(self) -> int:
+        """Input frames per time step of the blocks' stages (1 for R2D)."""
+        if self.backbone == "slowfast":
+            return self.slowfast_alpha
+        if self.backbone == "video_resnet":
+            return 1 if self.video_resnet == "mc3_18" else 8     # layer4's temporal stride
+        return FRAMES_PER_STEP.get(self.backbone, 1)
+
+    def pool_ceil(self, ceil: bool = True) -> bool:
+        """Key pooling rounding of a block: `ceil` unless SlowFast's `slowfast_pool` is "floor"."""
+        return ceil and not (self.backbone == "slowfast" and self.slowfast_pool == "floor")
 
     def insert_after(self) -> dict[str, tuple[int, ...]]:
         """Stage name -> indices of the residual blocks followed by a temporal block."""
@@ -139,8 +184,19 @@ def _make_backbone(config: VideoNetConfig) -> nn.Module:
     )
     if config.backbone == "i3d":
         return ResNet3D(inflate=config.inflate or I3D_INFLATE, **common)
+    if config.backbone == "video_resnet":
+        return VideoResNet(config.video_resnet, config.num_frames)
+    if config.backbone == "timesformer":
+        return TimeSformer(
+            config.num_frames, config.input_size, config.tsf_patch_size, config.tsf_hidden_size, config.tsf_layers,
+            config.tsf_heads, config.tsf_mlp_size, config.tsf_eps, config.tsf_qkv_bias,
+        )
     if config.backbone == "slowfast":
-        return SlowFast(**common)
+        return SlowFast(
+            alpha=config.slowfast_alpha, fusion_kernel=config.slowfast_fusion_kernel,
+            lateral_norm=config.slowfast_lateral_norm, slow_sampling=config.slow_sampling,
+            fast_pathway=config.slowfast_fast_pathway, **common,
+        )
     return ResNet2D(depth=config.depth, tsm=config.tsm, **common)
 
 

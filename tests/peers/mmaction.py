@@ -191,3 +191,52 @@ def save_as_published(model, path: str, config_text: str) -> None:
         "epoch": 50,
     }
     torch.save({"meta": meta, "state_dict": model.state_dict()}, path)
+
+
+# configs/_base_/models/slowfast_r50.py and the two Kinetics-400 recipes of configs/recognition/slowfast/:
+# 4x16x1 (τ = α = 8, fusion kernel 5, the pathway default) and 8x8x1 (τ = α = 4, fusion kernel 7).
+SLOWFAST_RECIPES = {"4x16x1": dict(alpha=8, fusion_kernel=5), "8x8x1": dict(alpha=4, fusion_kernel=7)}
+
+
+def slowfast_r50(num_classes: int, alpha: int, fusion_kernel: int, base_channels: int = 64):
+    """MMAction2's Recognizer3D with ResNet3dSlowFast and SlowFastHead; `base_channels` is the Slow pathway's
+    (the Fast pathway's is base_channels / channel_ratio 8, as 64 and 8 in the published config)."""
+    slow = dict(type="resnet3d", depth=50, pretrained=None, lateral=True, conv1_kernel=(1, 7, 7),
+                dilations=(1, 1, 1, 1), conv1_stride_t=1, pool1_stride_t=1, inflate=(0, 0, 1, 1), norm_eval=False,
+                fusion_kernel=fusion_kernel, base_channels=base_channels)
+    fast = dict(type="resnet3d", depth=50, pretrained=None, lateral=False, base_channels=base_channels // 8,
+                conv1_kernel=(5, 7, 7), conv1_stride_t=1, pool1_stride_t=1, norm_eval=False)
+    config = dict(
+        type="Recognizer3D",
+        backbone=dict(type="ResNet3dSlowFast", pretrained=None, resample_rate=alpha, speed_ratio=alpha,
+                      channel_ratio=8, slow_pathway=slow, fast_pathway=fast),
+        cls_head=dict(type="SlowFastHead", in_channels=36 * base_channels, num_classes=num_classes,  # 2048 + 256
+                      spatial_type="avg", dropout_ratio=0.5, average_clips="prob"),
+        data_preprocessor=dict(type="ActionDataPreprocessor", mean=[123.675, 116.28, 103.53],
+                               std=[58.395, 57.12, 57.375], format_shape="NCTHW"),
+    )
+    return _calibrated(config)
+
+
+def slowonly_r50(num_classes: int, base_channels: int = 64):
+    """MMAction2's SlowOnly-R50 (configs/_base_/models/slowonly_r50.py): ResNet3dSlowOnly + I3DHead."""
+    config = dict(
+        type="Recognizer3D",
+        backbone=dict(type="ResNet3dSlowOnly", depth=50, pretrained=None, lateral=False, conv1_kernel=(1, 7, 7),
+                      conv1_stride_t=1, pool1_stride_t=1, inflate=(0, 0, 1, 1), norm_eval=False,
+                      base_channels=base_channels),
+        cls_head=dict(type="I3DHead", in_channels=32 * base_channels, num_classes=num_classes, spatial_type="avg",
+                      dropout_ratio=0.5, average_clips="prob"),
+        data_preprocessor=dict(type="ActionDataPreprocessor", mean=[123.675, 116.28, 103.53],
+                               std=[58.395, 57.12, 57.375], format_shape="NCTHW"),
+    )
+    return _calibrated(config)
+
+
+def _calibrated(config: dict):
+    """Built with random weights, BatchNorm statistics random around those of a calibration clip."""
+    torch.manual_seed(0)
+    model = _randomised(registry().build(config))
+    calibration = torch.randn(2, 3, 16, 112, 112, generator=torch.Generator().manual_seed(1))
+    calibrate_norms(model.backbone, calibration)
+    return model

@@ -1,0 +1,51 @@
+"""torchvision's own video ResNets, as the `import torchvision` oracle, without torchvision's C ops.
+
+PyPI's torchvision wheels for torch 2.13.0 (0.28.0) are CUDA builds: their
+`_C.so` links libc10_cuda / libtorch_cuda, which torch 2.13.0+cpu lacks, so
+`import torchvision` fails ("operator torchvision::nms does not exist") when
+its package `__init__` registers the C ops. The model code needs none of
+them. `make` installs the wheel with `--no-deps --target $(VENV)/peers/torchvision`
+(off sys.path, so nothing else imports it); here an empty package object
+stands in for `torchvision/__init__.py` and the pure-Python modules
+(models/video/resnet.py, its weight enums and their transforms) import from
+that folder unchanged.
+"""
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+
+import torch
+
+from tests.helpers import calibrate_norms
+
+SOURCE = Path(sys.prefix) / "peers" / "torchvision" / "torchvision"
+VERSION = "0.28.0"
+
+
+def video_models():
+    """torchvision.models.video.resnet from the peers folder (imported once)."""
+    if "torchvision" not in sys.modules:
+        assert (SOURCE / "models" / "video" / "resnet.py").is_file(), (
+            f"torchvision {VERSION} is not in {SOURCE.parent}: run `make` (it installs it with "
+            f"pip install --no-deps --target {SOURCE.parent} torchvision=={VERSION})"
+        )
+        package = types.ModuleType("torchvision")
+        package.__path__, package.__version__ = [str(SOURCE)], VERSION
+        sys.modules["torchvision"] = package
+    from torchvision.models.video import resnet
+
+    return resnet
+
+
+def build(name: str, num_classes: int = 400):
+    """torchvision's `name` (r3d_18, mc3_18, r2plus1d_18) with random weights and BatchNorm statistics."""
+    torch.manual_seed(0)
+    model = getattr(video_models(), name)(num_classes=num_classes)
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        model.fc.weight.copy_(torch.randn(model.fc.weight.shape, generator=generator) * 0.05)
+        model.fc.bias.copy_(torch.randn(model.fc.bias.shape, generator=generator) * 0.1)
+    calibrate_norms(model, torch.randn(2, 3, 8, 32, 48, generator=torch.Generator().manual_seed(2)))
+    return model.eval()
