@@ -37,8 +37,9 @@ chromium:
 	    echo "Chromium is missing: run 'sudo apt-get install chromium' (the browser and PNG-export tests need it)"; \
 	  fi; }
 
+# Two pytest workers (the CI machine has 2 cores), one torch thread each.
 test: $(VENV)/.stamp-dev chromium
-	$(PY) -m pytest -q tests
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 tests
 
 docs: $(VENV)/.stamp-dev
 	$(VENV)/bin/mkdocs build --strict
