@@ -12,7 +12,7 @@ Checkpoint or a model from `create_model`. Lower level: `read_clip(video,
 ClipSpec(...))` gives the normalised clip tensor, `capture(model, clip)` the
 records of any clip.
 """
-from .api import ClassScore, Prediction, compare, lens, predict
+from .api import ClassScore, Prediction, ViewScore, compare, lens, predict
 from .bundle import assets_dir, checkpoints_dir, sample_video
 from .checkpoint import Checkpoint, CheckpointConfig, CheckpointError, load_checkpoint, save_checkpoint
 from .models import VideoNet, VideoNetConfig, create_model, list_models, model_config, register_model
@@ -31,6 +31,7 @@ __all__ = [
     "VideoError",
     "VideoNet",
     "VideoNetConfig",
+    "ViewScore",
     "assets_dir",
     "capture",
     "checkpoints_dir",

@@ -36,16 +36,36 @@ class ClassScore:
     logit: float
 
 
+@dataclass(frozen=True)
+class ViewScore:
+    name: str                # "clip 2, left crop", or "view" when the config tests one view
+    frame_indices: list[int]
+    top1: str
+
+
 @dataclass
 class Prediction:
-    """The top-k classes of one video under one model, and the frames it saw."""
+    """The top-k classes of one video under one model, and the frames it saw.
+
+    Every test view the checkpoint's config names (num_clips, twice_sample, ThreeCrop) is run and the
+    views are averaged as its `average_views` says, as the source (e.g. MMAction2's test) does.
+    """
 
     video: str
-    model: str                          # checkpoint folder, or the registry name of a bare model
+    model: str                          # checkpoint folder, or the class name of a bare model
     top: list[ClassScore]
-    logits: torch.Tensor                # (num_classes,) on the CPU
-    frame_indices: list[int]            # which decoded frames made the clip
+    view_logits: torch.Tensor           # (V, num_classes) on the CPU, one row per test view
+    scores: torch.Tensor                # (num_classes,): the averaged softmax ("prob") or mean logit ("score")
+    average_views: str                  # how the views were averaged
+    frame_indices: list[int]            # which decoded frames made the primary view
+    num_decoded_frames: int
+    views: list[ViewScore]
     notice: str | None = None           # e.g. "the file declares 90 frames; 45 could be decoded"
+
+    @property
+    def logits(self) -> torch.Tensor:
+        """(num_classes,): the mean logit over the views (the logits themselves for one view)."""
+        return self.view_logits.mean(dim=0)
 
     @property
     def best(self) -> ClassScore:
@@ -79,26 +99,39 @@ def _is_bundled(video: Path) -> bool:
         return False
 
 
-def load_clip(video: str | os.PathLike, spec: ClipSpec, decoder: str = "auto") -> Clip:
+def load_clip(video: str | os.PathLike, spec: ClipSpec, decoder: str = "auto", all_views: bool = False) -> Clip:
     """The test-mode clip of `video`; files from outside the project are probed in a child first."""
     path = Path(video)
-    return read_clip(path, spec, train=False, decoder=decoder, untrusted=not _is_bundled(path))
+    return read_clip(path, spec, train=False, decoder=decoder, untrusted=not _is_bundled(path), all_views=all_views)
 
 
-def predict(source: ModelSource, video: str | os.PathLike, *, topk: int = 5, device: str = "cpu") -> Prediction:
+def predict(
+    source: ModelSource, video: str | os.PathLike, *, topk: int = 5, device: str = "cpu", decoder: str = "auto"
+) -> Prediction:
     """Top-`topk` classes (with names and probabilities) of `video` under a checkpoint or model."""
+    from .evaluate import VIEWS_PER_FORWARD, average_views
+
     model, spec, names, label = resolve(source, device)
-    clip = load_clip(video, spec)
+    clip = load_clip(video, spec, decoder, all_views=True)
     model_device = next(model.parameters()).device
     with torch.inference_mode():
-        logits = model(clip.tensor.unsqueeze(0).to(model_device))[0].float().cpu()
-    probs = logits.softmax(dim=0)
+        view_logits = torch.cat([model(chunk.to(model_device)).float().cpu()
+                                 for chunk in clip.views.split(VIEWS_PER_FORWARD)])      # (V, K)
+    averaged = average_views(view_logits, spec.average_views)
+    probs = averaged.softmax(dim=0)
     values, indices = probs.topk(min(topk, probs.numel()))
     top = [
-        ClassScore(rank + 1, names[i], int(i), float(p), float(logits[i]))
+        ClassScore(rank + 1, names[i], int(i), float(p), float(view_logits[:, i].mean()))
         for rank, (p, i) in enumerate(zip(values.tolist(), indices.tolist()))
     ]
-    return Prediction(str(video), label, top, logits, list(clip.frame_indices), clip.notice)
+    views = [ViewScore(name, list(frames), names[int(row.argmax())])
+             for name, frames, row in zip(clip.view_names, clip.view_frame_indices, view_logits)]
+    return Prediction(
+        video=str(video), model=label, top=top, view_logits=view_logits,
+        scores=averaged if spec.average_views == "score" else probs, average_views=spec.average_views,
+        frame_indices=list(clip.frame_indices), num_decoded_frames=clip.num_decoded_frames, views=views,
+        notice=clip.notice,
+    )
 
 
 def lens(

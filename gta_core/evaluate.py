@@ -273,42 +273,31 @@ VIEWS_PER_FORWARD = 4    # test views per forward pass: 30 I3D views at 256² at
 
 def predict_video(checkpoint, video: str | Path, topk: int = 5, decoder: str = "auto",
                   with_logits: bool = False) -> dict:
-    """Top-k classes of one video, read as the checkpoint's config says (untrusted: probed first).
+    """`gta_core.predict` as the `predict` command prints it (JSON-able).
 
     Every test view of the config (num_clips, twice_sample, ThreeCrop) is run and their logits
     averaged as its `average_views` says; "views" gives each view's frames and top class, and
     with_logits every view's logits and the averaged scores (MMAction2's pred_score).
     """
-    from .video import read_clip
+    from .api import predict
 
-    spec = checkpoint.config.clip_spec()
-    clip = read_clip(video, spec, train=False, decoder=decoder, untrusted=True, all_views=True)
-    device = next(checkpoint.model.parameters()).device
-    with torch.inference_mode():
-        view_logits = torch.cat([checkpoint.model.eval()(chunk.to(device)).float().cpu()
-                                 for chunk in clip.views.split(VIEWS_PER_FORWARD)])      # (V, K)
-    averaged = average_views(view_logits, spec.average_views)
-    probs = averaged.softmax(dim=0)
-    values, indices = probs.topk(min(topk, probs.numel()))
-    names = checkpoint.config.class_names
+    found = predict(checkpoint, video, topk=topk, decoder=decoder)
     result = {
         "video": str(video),
         "checkpoint": str(checkpoint.path),
-        "frame_indices": clip.frame_indices,
-        "num_decoded_frames": clip.num_decoded_frames,
-        "notice": clip.notice,
-        "average_views": spec.average_views,
-        "views": [{"name": name, "frame_indices": frames, "top1": names[int(row.argmax())]}
-                  for name, frames, row in zip(clip.view_names, clip.view_frame_indices, view_logits)],
+        "frame_indices": found.frame_indices,
+        "num_decoded_frames": found.num_decoded_frames,
+        "notice": found.notice,
+        "average_views": found.average_views,
+        "views": [{"name": v.name, "frame_indices": v.frame_indices, "top1": v.top1} for v in found.views],
         "predictions": [
-            {"rank": r + 1, "class": names[i], "index": int(i), "probability": float(p),
-             "logit": float(view_logits[:, i].mean())}
-            for r, (p, i) in enumerate(zip(values.tolist(), indices.tolist()))
+            {"rank": s.rank, "class": s.name, "index": s.index, "probability": s.probability, "logit": s.logit}
+            for s in found.top
         ],
     }
     if with_logits:
-        result["view_logits"] = view_logits.tolist()
-        result["scores"] = (averaged if spec.average_views == "score" else probs).tolist()
+        result["view_logits"] = found.view_logits.tolist()
+        result["scores"] = found.scores.tolist()
     return result
 
 
