@@ -129,6 +129,20 @@ def test_no_flip_for_classes_whose_meaning_a_mirror_changes():
     assert flip_allowed(names).tolist() == [False, False, True]
 
 
+def test_two_trainings_building_one_cache_at_once_both_succeed(data_root, tmp_path):
+    """train_demos.sh runs two trainings side by side; each builds the cache into a file of its own and
+    replaces atomically (a shared .part file made the second replace fail with FileNotFoundError)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    spec = ClipSpec(4, 28, 32, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    source = SSv2Dataset(data_root, "validation", spec, train=False)
+    with ThreadPoolExecutor(2) as pool:
+        paths = list(pool.map(lambda _: build_frame_cache(source, 32, 64, tmp_path, progress=False), range(2)))
+    assert paths[0] == paths[1] and not list(tmp_path.glob("*.part"))
+    cached = CachedClips(source, paths[0], num_frames=4, input_size=28, train=False)
+    assert torch.equal(cached[5][0], source[5][0])
+
+
 def test_cached_test_clips_equal_the_real_reader(data_root, tmp_path):
     spec = ClipSpec(4, 28, 32, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
     source = SSv2Dataset(data_root, "validation", spec, train=False)

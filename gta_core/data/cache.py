@@ -19,6 +19,8 @@ never holding a split in memory.
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -114,8 +116,11 @@ def build_frame_cache(source, side: int, max_frames: int, cache_dir: Path, progr
         items = tqdm(items, desc=f"caching {source.split} frames", mininterval=5)
     spec = ClipSpec(num_frames, side, side, source.spec.mean, source.spec.std)
     kept, offsets, counts, rows = [], [], [], 0
-    partial = path.with_suffix(".part")
-    with open(partial, "wb") as out:
+    # A file of our own: two trainings that start together on one dataset each build the cache, and each
+    # replace below is atomic, so a reader sees one whole file or the other (they are byte-identical).
+    handle, partial_name = tempfile.mkstemp(dir=cache_dir, prefix=path.name + ".", suffix=".part")
+    partial = Path(partial_name)
+    with os.fdopen(handle, "wb") as out:
         for video_path, _, _ in items:
             clip = read_clip(video_path, spec, decoder=source.decoder, limits=source.limits,
                              choose=lambda count: kept_frames(count, max_frames, num_frames))
@@ -127,5 +132,8 @@ def build_frame_cache(source, side: int, max_frames: int, cache_dir: Path, progr
     partial.replace(path)
     meta = {"version": CACHE_VERSION, "ids": ids, "kept": kept, "offsets": offsets, "counts": counts,
             "rows": rows, "side": side, "num_frames": num_frames, "max_frames": max_frames}
-    meta_path.write_text(json.dumps(meta))
+    handle, meta_partial = tempfile.mkstemp(dir=cache_dir, prefix=meta_path.name + ".", suffix=".part")
+    with os.fdopen(handle, "w") as out:
+        out.write(json.dumps(meta))
+    Path(meta_partial).replace(meta_path)
     return path
