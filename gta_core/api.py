@@ -85,7 +85,7 @@ def resolve(source: ModelSource, device: str | torch.device = "cpu") -> tuple[Vi
         names = [f"class {i}" for i in range(cfg.num_classes)]
         return source.eval(), spec, names, type(source).__name__
     checkpoint = source if isinstance(source, Checkpoint) else load_checkpoint(source, device=device)
-    spec = ClipSpec.from_config(checkpoint.config.to_dict())
+    spec = checkpoint.config.clip_spec()
     return checkpoint.model.eval(), spec, checkpoint.config.class_names, checkpoint.path.name
 
 
@@ -141,7 +141,7 @@ def lens(
 
     The frames themselves (to draw maps on) are `load_clip(video, spec).frames_uint8`.
     """
-    model, spec, names, _ = resolve(source, device)
+    model, spec, _, _ = resolve(source, device)
     clip = load_clip(video, spec)
     model_device = next(model.parameters()).device
     return capture(model, clip.tensor.unsqueeze(0).to(model_device), swap_projections=swap_projections)
