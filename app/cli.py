@@ -17,6 +17,7 @@ import tomllib
 from pathlib import Path
 
 from gta_core.__main__ import main as core_main
+from gta_core.distributed import run_as_process
 from gta_core.bundle import streamlit_config
 
 MAIN_SCRIPT = Path(__file__).resolve().parent / "main.py"
@@ -68,5 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     return core_main(argv, prog="gta-lens", extra=[functools.partial(register, app_args=app_args)])
 
 
+def entry_point() -> None:
+    """The console script: `main`, ended as distributed.run_as_process says (a torchrun worker skips finalization)."""
+    run_as_process(main)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry_point()

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import sys
 from collections.abc import Callable, Sequence
+
+from gta_core.distributed import run_as_process
 
 COMMAND_MODULES = (
     "gta_core.commands",      # models, flops, info
@@ -47,4 +48,4 @@ def main(argv: list[str] | None = None, prog: str = "python -m gta_core", extra:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_as_process(main)

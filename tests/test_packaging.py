@@ -81,7 +81,7 @@ def test_wheel_carries_the_bundle_the_pages_and_the_console_script(tmp_path):
                      "gta_core/_bundle/streamlit/config.toml", "app/views/query.py", "app/main.py"):
         assert expected in names, expected
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "gta-lens = app.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "gta-lens = app.cli:entry_point" in zipfile.ZipFile(wheel).read(entry_points).decode()
     assert not any(n.startswith(("tests/", "bench/")) for n in names)
 
 
