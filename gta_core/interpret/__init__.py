@@ -217,6 +217,9 @@ def grad_cam(model: VideoNet, clip: torch.Tensor, target: int | None = None, lay
     its Slow pathway's last stage, 4 frames a step); each step's map is
     spread evenly over the frames it stands for, so sums are kept (on SlowFast
     they add up to the Slow pathway's share of the logit, not all of it).
+    S3D: its `features` output, 8 frames a step; its head pools 2×7×7 windows
+    at stride 1, a global mean only on a last map no larger (16×224² and
+    smaller); on larger clips the sums are what a global-mean head would give.
     The layer hook lives on a private copy and is removed by captum.
     """
     from captum.attr import LayerGradCam
@@ -273,7 +276,7 @@ def _token_grad_cam(model: VideoNet, batch: torch.Tensor, target: int) -> torch.
 
 
 def _last_stage(model: VideoNet) -> str:
-    return {"slowfast": "slow_res5", "video_resnet": "layer4"}.get(model.config.backbone, "res5")
+    return {"slowfast": "slow_res5", "video_resnet": "layer4", "s3d": "features"}.get(model.config.backbone, "res5")
 
 
 def _spread_over_frames(step_maps: torch.Tensor, spans) -> torch.Tensor:
@@ -413,6 +416,8 @@ def order_sensitivity(config: VideoNetConfig) -> tuple[bool, str]:
     if config.backbone == "slowfast":
         return True, (f"its temporal convolutions, the Slow pathway's sampling of every {config.slowfast_alpha}th frame "
                       "and the time-strided laterals see frame order")
+    if config.backbone == "s3d":
+        return True, "its 7×1×1 and 3×1×1 temporal convolutions, 3×3×3 max-pools and temporal strides see frame order"
     if config.tsm:
         return True, "TSM shifts channels between neighbouring frames"
     if config.block == "tape":

@@ -18,6 +18,7 @@ from ..layers import BLOCK_BUILDERS
 from ..layers.non_local import NL_MODES, POOL_PLACES
 from .resnet2d import DEPTHS, ResNet2D
 from .resnet3d import I3D_INFLATE, ResNet3D
+from .s3d import S3D, TIME_STRIDE as S3D_TIME_STRIDE
 from .slowfast import ALPHA, FUSION_KERNEL, SLOW_SAMPLINGS, SlowFast
 from .timesformer import TimeSformer
 from .video_resnet import ARCHITECTURES as VIDEO_RESNETS, VideoResNet
@@ -27,11 +28,12 @@ BLOCK_KINDS = ("none", *BLOCK_BUILDERS)
 # r2d: a 2D ResNet per frame (the paper's R2D); i3d: MMAction2's ResNet3d (I3D-R50);
 # slowfast: PySlowFast's SlowFast-R50 (the paper's 3D backbone).
 # timesformer: HF transformers' TimeSformer (divided space-time attention in every layer; imported only).
-# video_resnet: torchvision's r3d_18 / mc3_18 / r2plus1d_18 (imported only).
-BACKBONES = ("r2d", "i3d", "slowfast", "timesformer", "video_resnet")
+# video_resnet: torchvision's r3d_18 / mc3_18 / r2plus1d_18; s3d: torchvision's S3D (both imported only).
+BACKBONES = ("r2d", "i3d", "slowfast", "timesformer", "video_resnet", "s3d")
+IMPORTED_AS_IS = ("timesformer", "video_resnet", "s3d")     # no inserted blocks
 # Input frames per time step of the 3D backbones' res3/res4 (where blocks sit): the clip length must divide.
-# SlowFast: the config's slowfast_alpha (`frames_per_step`).
-FRAMES_PER_STEP = {"i3d": 8, "slowfast": ALPHA}
+# SlowFast: the config's slowfast_alpha (`frames_per_step`). S3D (no blocks): its last map, Grad-CAM's layer.
+FRAMES_PER_STEP = {"i3d": 8, "slowfast": ALPHA, "s3d": S3D_TIME_STRIDE}
 # Bounds a config read from a file must meet (checked by gta_core.schema through pydantic): wide
 # enough for every published model, narrow enough that a 1 KB config cannot ask for gigabytes.
 Stage = Literal["res2", "res3", "res4", "res5"]
@@ -99,7 +101,7 @@ class VideoNetConfig:
             raise ValueError(f"unknown backbone {self.backbone!r}; choose one of {BACKBONES}")
         if self.video_resnet not in VIDEO_RESNETS:
             raise ValueError(f"unknown video_resnet {self.video_resnet!r}; choose one of {VIDEO_RESNETS}")
-        if self.backbone in ("timesformer", "video_resnet") and self.block != "none":
+        if self.backbone in IMPORTED_AS_IS and self.block != "none":
             raise ValueError(f"the {self.backbone} backbone is imported as it is; it takes no inserted blocks")
         if self.backbone != "r2d":
             step = self.frames_per_step()
@@ -186,6 +188,8 @@ def _make_backbone(config: VideoNetConfig) -> nn.Module:
         return ResNet3D(inflate=config.inflate or I3D_INFLATE, **common)
     if config.backbone == "video_resnet":
         return VideoResNet(config.video_resnet, config.num_frames)
+    if config.backbone == "s3d":
+        return S3D(config.num_frames)
     if config.backbone == "timesformer":
         return TimeSformer(
             config.num_frames, config.input_size, config.tsf_patch_size, config.tsf_hidden_size, config.tsf_layers,
