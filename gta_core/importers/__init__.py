@@ -4,7 +4,7 @@
         [--sampling dense --clip-len 32 --frame-interval 2 --num-clips 10 --crop three --crop-size 256]
     python -m gta_core import tsm SRC.pth --out DIR ...
     python -m gta_core import hf-timesformer FOLDER --out DIR ...   (config.json + model.safetensors)
-    python -m gta_core import torchvision r3d_18.pth --out DIR ...   (also mc3_18, r2plus1d_18)
+    python -m gta_core import torchvision r3d_18.pth --out DIR ...   (also mc3_18, r2plus1d_18, s3d)
 
 MMAction2 covers TSN / TSM (+NL), I3D (+NL), SlowFast-R50 and SlowOnly-R50.
 
@@ -64,6 +64,8 @@ def _display_name(label: str, fields: dict) -> str:
     slowfast = "SlowFast" if fields.get("slowfast_fast_pathway", True) else "SlowOnly"
     if fields.get("backbone") == "video_resnet":
         return f"{label} {fields['video_resnet']}"
+    if fields.get("backbone") == "s3d":
+        return f"{label} s3d"
     family = {"i3d": "I3D", "slowfast": slowfast}.get(fields.get("backbone", "r2d"), "TSM" if fields.get("tsm") else "TSN")
     return f"{label} {family}-R{fields['depth']}" + ("-NL" if fields["block"] == "nl" else "")
 
@@ -79,7 +81,8 @@ def _clip_length(fields: dict, frames: int | None, trained_frames: int | None, w
         step = 1 if fields["video_resnet"] == "mc3_18" else 8
     if length % step:
         origin = "--frames" if frames else "the source's clip length"
-        steps = {"slowfast": "the Slow pathway's", "video_resnet": "layer4's"}.get(backbone, "the I3D's res3-res5")
+        steps = {"slowfast": "the Slow pathway's", "video_resnet": "layer4's", "s3d": "S3D's last Inception block"}.get(
+            backbone, "the I3D's res3-res5")
         raise ImportFailure(
             f"{what}: {origin} {length} is not divisible by {step} "
             f"(each time step of {steps} stands for {step} frames)"
@@ -91,7 +94,7 @@ def _layout(fmt, tensors: dict, info: dict, source: Path, what: str) -> tuple[di
     """(config fields, tensors under our names, provenance notes, the source's clip length).
 
     Most formats go through the canonical ResNet layout; a format may read a
-    family of its own straight to our names (MMAction2's SlowFast / SlowOnly, torchvision's video ResNets).
+    family of its own straight to our names (MMAction2's SlowFast / SlowOnly, torchvision's video CNNs).
     """
     own = fmt.own_layout(tensors, info, source.name) if hasattr(fmt, "own_layout") else None
     if own is not None:
@@ -126,7 +129,7 @@ def convert(
     if "num_classes" not in fields:
         raise MappingError(f"{what}: no classifier found (expected the format's head weights)")
     backbone = fields.get("backbone", "r2d")
-    published = fmt.published_pipeline() if hasattr(fmt, "published_pipeline") else {}
+    published = fmt.published_pipeline(fields) if hasattr(fmt, "published_pipeline") else {}
     pipeline, pipeline_notes = read_pipeline(
         fmt.config_text(info), source.name, backbone, overrides or {}, fmt.RESIZE, published, f"{fmt.LABEL}'s published value",
         slow_ratio=fields.get("slowfast_alpha", 1),

@@ -1,18 +1,23 @@
-"""torchvision's video ResNets (`r3d_18`, `mc3_18`, `r2plus1d_18` state dicts) into our `video_resnet` backbone.
+"""torchvision's video CNNs (`r3d_18`, `mc3_18`, `r2plus1d_18`, `s3d` state dicts) into our `video_resnet` / `s3d` backbones.
 
     python -m gta_core import torchvision r3d_18-b3b3357e.pth --out DIR
+    python -m gta_core import torchvision s3d-d76dad2f.pth --out DIR
 
-Our layout uses torchvision's module names (models/video_resnet.py), so the
-rename only adds `backbone.` and makes `fc` our `head`. The architecture is
-read off the keys: a six-module stem (`stem.3`) is R(2+1)D's; otherwise a
-3×3×3 `layer2.0.conv1.0` is R3D's and a 1×3×3 one MC3's. What torchvision's
-weight enums (`R3D_18_Weights.KINETICS400_V1`, ...) say about the three
-Kinetics-400 checkpoints is used as the defaults: their 400 category names
-(kinetics400_torchvision.txt, copied from torchvision 0.28.0's
-`_KINETICS400_CATEGORIES`, and checked against the enums in the tests), and
-their `VideoClassification` transform: resize to 128×171, centre crop 112,
-mean (0.43216, 0.394666, 0.37645), std (0.22803, 0.22145, 0.216989). The
-enums' `_docs` give the clip length they were measured at: 16 frames.
+Our layouts use torchvision's module names (models/video_resnet.py,
+models/s3d.py), so the rename only adds `backbone.` and makes the classifier
+our `head`. The architecture is read off the keys: `features.` is S3D's
+(its classifier, `classifier.1`, a 1×1×1 Conv3d, becomes a Linear: the kernel
+flattened); otherwise a video ResNet: a six-module stem (`stem.3`) is
+R(2+1)D's, a 3×3×3 `layer2.0.conv1.0` R3D's and a 1×3×3 one MC3's.
+What torchvision's weight enums (`R3D_18_Weights.KINETICS400_V1`, ...,
+`S3D_Weights.KINETICS400_V1`) say about their Kinetics-400 checkpoints is used
+as the defaults: their 400 category names (kinetics400_torchvision.txt, copied
+from torchvision 0.28.0's `_KINETICS400_CATEGORIES`, the one list all four
+enums use, and checked against them in the tests), and their
+`VideoClassification` transform: mean (0.43216, 0.394666, 0.37645), std
+(0.22803, 0.22145, 0.216989) for all; the ResNets resize to 128×171 and crop
+112, S3D resizes to 256×256 and crops 224. The enums' `_docs` give the clip
+length they were measured at: 16 frames for the ResNets, 128 for S3D.
 """
 from __future__ import annotations
 
@@ -24,16 +29,25 @@ import torch
 from .mapping import MappingError, Rule
 
 LABEL = "torchvision"
-TO_OURS = [
-    Rule(r"(?P<key>(stem|layer[1-4])\..+)", "backbone.{key}"),
-    Rule(r"fc\.(?P<param>weight|bias)", "head.{param}"),
-]
+TO_OURS = {
+    "video_resnet": [
+        Rule(r"(?P<key>(stem|layer[1-4])\..+)", "backbone.{key}"),
+        Rule(r"fc\.(?P<param>weight|bias)", "head.{param}"),
+    ],
+    "s3d": [
+        Rule(r"(?P<key>features\..+)", "backbone.{key}"),
+        Rule(r"classifier\.1\.(?P<param>weight|bias)", "head.{param}"),
+    ],
+}
 CATEGORIES = Path(__file__).with_name("kinetics400_torchvision.txt")
-# VideoClassification(crop_size=(112, 112), resize_size=(128, 171)) of the three KINETICS400_V1 enums.
-PREPROCESSING = {"mean": [0.43216, 0.394666, 0.37645], "std": [0.22803, 0.22145, 0.216989],
-                 "input_size": 112, "resize_shorter": 128}
-CLIP_LEN = 16           # "clip_len=16" in the enums' _docs
+# VideoClassification's default mean and std, which every KINETICS400_V1 enum keeps.
+PREPROCESSING = {"mean": [0.43216, 0.394666, 0.37645], "std": [0.22803, 0.22145, 0.216989]}
+# Its crop_size and resize_size per family: (112, 112), (128, 171) for the three ResNets; (224, 224), (256, 256)
+# for S3D. Ours keeps the aspect (the shorter side to the smaller size); S3D's transform squares the frame.
+SIZES = {"video_resnet": {"input_size": 112, "resize_shorter": 128}, "s3d": {"input_size": 224, "resize_shorter": 256}}
+CLIP_LEN = {"video_resnet": 16, "s3d": 128}         # "clip_len=16" / "clip_len=128" in the enums' _docs
 RESIZE = ("bilinear", " (torchvision's VideoClassification resizes bilinearly)")
+S3D_WIDTH = 1024                                    # channels of S3D's last Inception block
 
 
 def _architecture(tensors: dict[str, torch.Tensor], what: str) -> str:
@@ -48,18 +62,39 @@ def _architecture(tensors: dict[str, torch.Tensor], what: str) -> str:
     return architectures[kernel]
 
 
-def own_layout(tensors: dict[str, torch.Tensor], info: dict, file_name: str) -> dict:
-    what = f"{file_name} (torchvision)"
-    tensors = {k.removeprefix("module."): v for k, v in tensors.items()}
+def _video_resnet(tensors: dict[str, torch.Tensor], what: str) -> dict:
     blocks = {re.match(r"layer[1-4]\.\d+", k)[0] for k in tensors if re.match(r"layer[1-4]\.\d+\.", k)}
     if len(blocks) != 8:
         raise MappingError(f"{what}: {len(blocks)} residual blocks; the 18-layer video ResNets have 8 (2 per layer)")
     if "fc.weight" not in tensors:
         raise MappingError(f"{what}: no classifier found (expected fc.weight)")
-    fields = {"backbone": "video_resnet", "video_resnet": _architecture(tensors, what), "depth": 50,
-              "num_classes": int(tensors["fc.weight"].shape[0]), "block": "none", "dropout": 0.0}
-    assumed = {"clip_len": f"{CLIP_LEN} (torchvision's KINETICS400_V1 enums; a state dict does not say)"}
-    return {"fields": fields, "tensors": tensors, "rules": TO_OURS, "assumed": assumed, "trained_frames": CLIP_LEN}
+    return {"backbone": "video_resnet", "video_resnet": _architecture(tensors, what),
+            "num_classes": int(tensors["fc.weight"].shape[0])}
+
+
+def _s3d(tensors: dict[str, torch.Tensor], what: str) -> dict:
+    """S3D's fields; its 1×1×1 classifier kernel is flattened in `tensors` to our Linear's (classes, 1024)."""
+    kernel = tensors.get("classifier.1.weight")
+    if kernel is None or kernel.dim() != 5 or tuple(kernel.shape[1:]) != (S3D_WIDTH, 1, 1, 1):
+        shape = None if kernel is None else tuple(kernel.shape)
+        raise MappingError(f"{what}: classifier.1.weight is {shape}; torchvision's S3D has (classes, 1024, 1, 1, 1)")
+    tensors["classifier.1.weight"] = kernel.flatten(1)
+    return {"backbone": "s3d", "num_classes": int(kernel.shape[0])}
+
+
+def own_layout(tensors: dict[str, torch.Tensor], info: dict, file_name: str) -> dict:
+    what = f"{file_name} (torchvision)"
+    tensors = {k.removeprefix("module."): v for k, v in tensors.items()}
+    is_s3d = any(k.startswith("features.") for k in tensors)
+    fields = _s3d(tensors, what) if is_s3d else _video_resnet(tensors, what)
+    fields.update({"depth": 50, "block": "none", "dropout": 0.0})
+    frames = CLIP_LEN[fields["backbone"]]
+    assumed = {"clip_len": f"{frames} (torchvision's KINETICS400_V1 enums; a state dict does not say)"}
+    if is_s3d:
+        assumed["resize"] = ("S3D's transform resizes frames to 256×256 (aspect not kept), then crops 224; "
+                             "ours resizes the shorter side to 256")
+    return {"fields": fields, "tensors": tensors, "rules": TO_OURS[fields["backbone"]], "assumed": assumed,
+            "trained_frames": frames}
 
 
 def class_names(num_classes: int) -> list[str] | None:
@@ -70,12 +105,12 @@ def class_names(num_classes: int) -> list[str] | None:
 
 def pop_preprocessor(tensors: dict[str, torch.Tensor]) -> dict:
     """mean/std of the enums' transform (a state dict holds none)."""
-    return {key: PREPROCESSING[key] for key in ("mean", "std")}
+    return dict(PREPROCESSING)
 
 
-def published_pipeline() -> dict:
-    """The enums' resize and crop (read_pipeline: below a config text, which torchvision files lack)."""
-    return {key: PREPROCESSING[key] for key in ("input_size", "resize_shorter")}
+def published_pipeline(fields: dict) -> dict:
+    """The enum's resize and crop for the architecture (read_pipeline: below a config text, which torchvision files lack)."""
+    return dict(SIZES[fields["backbone"]])
 
 
 def config_text(info: dict) -> str:

@@ -7,11 +7,12 @@ its package `__init__` registers the C ops. The model code needs none of
 them. `make` installs the wheel with `--no-deps --target $(VENV)/peers/torchvision`
 (off sys.path, so nothing else imports it); here an empty package object
 stands in for `torchvision/__init__.py` and the pure-Python modules
-(models/video/resnet.py, its weight enums and their transforms) import from
+(models/video/resnet.py and s3d.py, their weight enums and transforms) import from
 that folder unchanged.
 """
 from __future__ import annotations
 
+import importlib
 import sys
 import types
 from pathlib import Path
@@ -22,10 +23,12 @@ from tests.helpers import calibrate_norms
 
 SOURCE = Path(sys.prefix) / "peers" / "torchvision" / "torchvision"
 VERSION = "0.28.0"
+# torchvision's S3D needs a last map of at least 2×7×7 (its AvgPool3d((2, 7, 7))): 16 frames, sides of 224 or more.
+CALIBRATION = {"s3d": (1, 3, 16, 224, 256)}
 
 
-def video_models():
-    """torchvision.models.video.resnet from the peers folder (imported once)."""
+def video_models(module: str = "resnet"):
+    """torchvision.models.video.`module` (resnet, s3d) from the peers folder (imported once)."""
     if "torchvision" not in sys.modules:
         assert (SOURCE / "models" / "video" / "resnet.py").is_file(), (
             f"torchvision {VERSION} is not in {SOURCE.parent}: run `make` (it installs it with "
@@ -34,18 +37,19 @@ def video_models():
         package = types.ModuleType("torchvision")
         package.__path__, package.__version__ = [str(SOURCE)], VERSION
         sys.modules["torchvision"] = package
-    from torchvision.models.video import resnet
-
-    return resnet
+    # importlib: the package's __init__ rebinds `s3d` to the builder function, shadowing the module.
+    return importlib.import_module(f"torchvision.models.video.{module}")
 
 
 def build(name: str, num_classes: int = 400):
-    """torchvision's `name` (r3d_18, mc3_18, r2plus1d_18) with random weights and BatchNorm statistics."""
+    """torchvision's `name` (r3d_18, mc3_18, r2plus1d_18, s3d) with random weights and BatchNorm statistics."""
     torch.manual_seed(0)
-    model = getattr(video_models(), name)(num_classes=num_classes)
+    model = getattr(video_models("s3d" if name == "s3d" else "resnet"), name)(num_classes=num_classes)
+    head = model.classifier[1] if name == "s3d" else model.fc
     generator = torch.Generator().manual_seed(1)
     with torch.no_grad():
-        model.fc.weight.copy_(torch.randn(model.fc.weight.shape, generator=generator) * 0.05)
-        model.fc.bias.copy_(torch.randn(model.fc.bias.shape, generator=generator) * 0.1)
-    calibrate_norms(model, torch.randn(2, 3, 8, 32, 48, generator=torch.Generator().manual_seed(2)))
+        head.weight.copy_(torch.randn(head.weight.shape, generator=generator) * 0.05)
+        head.bias.copy_(torch.randn(head.bias.shape, generator=generator) * 0.1)
+    clip = CALIBRATION.get(name, (2, 3, 8, 32, 48))
+    calibrate_norms(model, torch.randn(clip, generator=torch.Generator().manual_seed(2)))
     return model.eval()
