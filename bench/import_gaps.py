@@ -50,3 +50,6 @@ for name in ("mc3_18", "r3d_18", "r2plus1d_18"):
     save_file({k: v.contiguous() for k, v in m.state_dict().items()}, src)
     ck = load_checkpoint(import_checkpoint("torchvision", src, Path(out) / name, frames=8)); x = g((2, 3, 8, 32, 48))
     with torch.no_grad(): print(f"torchvision {name}: gap {logit_gap(ck.model(x), m(x)):.2e}")
+m = tvp.build("s3d"); src = Path(out) / "s3d.pth"; torch.save(m.state_dict(), src)   # its head pool needs 2×7×7
+ck = load_checkpoint(import_checkpoint("torchvision", src, Path(out) / "s3d", frames=16)); x = g((1, 3, 16, 224, 256))
+with torch.no_grad(): print(f"torchvision s3d 16x224x256: gap {logit_gap(ck.model(x), m(x)):.2e}")
