@@ -416,6 +416,11 @@ def order_sensitivity(config: VideoNetConfig) -> tuple[bool, str]:
     if config.backbone == "slowfast":
         return True, (f"its temporal convolutions, the Slow pathway's sampling of every {config.slowfast_alpha}th frame "
                       "and the time-strided laterals see frame order")
+    if config.backbone == "video_resnet":
+        kernels = "3×1×1 halves of its (2+1)D" if config.video_resnet == "r2plus1d_18" else "3×3×3"
+        return True, f"its {kernels} temporal convolutions see frame order"
+    if config.backbone == "timesformer":
+        return True, "a learned time embedding is added to each frame's patches"
     if config.backbone == "s3d":
         return True, "its 7×1×1 and 3×1×1 temporal convolutions, 3×3×3 max-pools and temporal strides see frame order"
     if config.tsm:
