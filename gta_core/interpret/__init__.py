@@ -405,11 +405,12 @@ class OrderProbe:
 def order_sensitivity(config: VideoNetConfig) -> tuple[bool, str]:
     """(can the model tell frame orders apart, why), from its architecture alone.
 
-    The facts tests/test_models.py and tests/test_models_3d.py check: per-frame
-    2D convolutions, average consensus and attention without positions
-    (R2D, + NL, + SA, + TA, + DNL) give the same logits for any order of the
-    same frames; a positional table (TAPE), learned T×T matrices (GTA), the
-    TSM shift and 3D temporal convolutions do not.
+    The facts tests/test_order_sensitivity.py checks for every backbone, with
+    the probe the app runs: per-frame 2D convolutions, average consensus and
+    attention without positions (R2D, + NL, + SA, + TA, + DNL) give the same
+    logits for any order of the same frames; a positional table (TAPE),
+    learned T×T matrices (GTA), the TSM shift, 3D temporal convolutions and
+    TimeSformer's time embedding do not.
     """
     if config.backbone == "i3d":
         return True, "its inflated 3×1×1 and 5×7×7 temporal convolutions and temporal strides see frame order"
