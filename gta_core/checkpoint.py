@@ -34,6 +34,11 @@ Side = Annotated[int, Field(ge=16, le=2048)]
 Text = Annotated[str, Field(max_length=1024)]
 JsonObject = dict[Text, JsonValue]
 Triple = Annotated[list[float], Field(min_length=3, max_length=3)]
+Size = Annotated[list[Side], Field(min_length=2, max_length=2)]     # (height, width)
+
+
+# Fields added after format_version 1's first configs, and their defaults (what a config without them means).
+LATER_DEFAULTS = {"resize_to": None, "crop_rounding": "floor"}
 
 
 class CheckpointError(Exception):
@@ -47,6 +52,9 @@ class CheckpointConfig:
     model_name: Text = ""               # registry name it was created from, for display
     input_size: Side = 224              # square crop side
     resize_shorter: Side = 256          # shorter side before the crop
+    # Or every frame to exactly (H, W), the aspect not kept (torchvision's video transforms); None: resize_shorter.
+    resize_to: Size | None = None
+    crop_rounding: Text = "floor"       # an odd margin's extra pixel: "floor" (MMAction2) or "round" (torchvision)
     mean: Triple = field(default_factory=lambda: [0.485, 0.456, 0.406])
     std: Triple = field(default_factory=lambda: [0.229, 0.224, 0.225])
     # Which frames and views the source reads (gta_core/video/clip.py ClipSpec, docs/importing-pipelines.md);
@@ -77,8 +85,10 @@ class CheckpointConfig:
         return ClipSpec.from_config(self.to_dict())
 
     def to_dict(self) -> dict:
-        # num_frames is written out too: it is what a clip reader needs first.
-        return {**asdict(self), "num_frames": self.num_frames}
+        # num_frames is written out too: it is what a clip reader needs first. The fields added later
+        # only when they differ from their default, so a config that does not use them reads as before.
+        values = {k: v for k, v in asdict(self).items() if k not in LATER_DEFAULTS or v != LATER_DEFAULTS[k]}
+        return {**values, "num_frames": self.num_frames}
 
     @classmethod
     def from_dict(cls, values: dict, source: str = CONFIG_NAME) -> "CheckpointConfig":

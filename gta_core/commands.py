@@ -84,13 +84,16 @@ def cmd_flops(args) -> int:
 
 
 def pipeline_summary(config) -> str:
-    """One line: how clips are read, e.g. "dense 32×2, 10 clips × three crops of 256 after 256, bilinear, rgb"."""
+    """One line: how clips are read, e.g. "dense 32×2, 10 clips × three crops of 256 after 256, bilinear, rgb"
+    ("after 128×171": resized to exactly that, the aspect not kept)."""
     frames = (f"tsn {config.num_frames} segments" if config.sampling == "tsn"
               else f"{config.sampling} {config.num_frames}×{config.frame_interval}")
     clips = config.num_clips * (2 if config.twice_sample else 1)
     crops = "three crops" if config.crop == "three" else "centre crop"
+    crops += " (margin rounded)" if config.crop_rounding == "round" else ""
+    resize = f"{config.resize_to[0]}×{config.resize_to[1]}" if config.resize_to else config.resize_shorter
     return (f"{frames}, {clips} clip{'s' if clips > 1 else ''} × {crops} of {config.input_size} after "
-            f"{config.resize_shorter}, {config.interpolation}, {config.channel_order}, views averaged by "
+            f"{resize}, {config.interpolation}, {config.channel_order}, views averaged by "
             f"{config.average_views}")
 
 

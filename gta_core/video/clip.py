@@ -1,7 +1,7 @@
 """Reading a clip the way a checkpoint's config asks.
 
     file --checks--> VideoInfo --decode (decord, or PyAV)--> the sampled frames (V·T, H, W, 3) uint8
-         --rotate, resize shorter side, crop--> frames_uint8 (T, S, S, 3) per view
+         --rotate, resize (shorter side, or exactly H×W), crop--> frames_uint8 (T, S, S, 3) per view
          --normalise (RGB or BGR)--> tensor (3, T, S, S) float32 per view
 
 Sampling (sampling.py) is TSN's segments or MMAction2's dense clips, as the
@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # torch is imported lazily so the probe child starts fast
 
 CROPS = ("centre", "three")
 INTERPOLATIONS = ("area", "bilinear")
+CROP_ROUNDINGS = ("floor", "round")
 CHANNEL_ORDERS = ("rgb", "bgr")
 AVERAGES = ("prob", "score")
 
@@ -50,6 +51,11 @@ class ClipSpec:
     interpolation "area" is ours (INTER_AREA when shrinking), "bilinear" is
     mmcv.imresize's. channel_order "bgr" flips the normalised channels.
     Multi-view logits are averaged as softmax ("prob") or raw ("score").
+    resize_to (H, W) resizes every frame to exactly that size, the aspect not kept
+    (torchvision's VideoClassification, MMAction2's Resize keep_ratio=False); then
+    resize_shorter is not used. crop_rounding places an odd margin's extra pixel:
+    "floor" (W − S) // 2 as MMAction2's CenterCrop, "round" round((W − S) / 2),
+    half to even, as torchvision's center_crop (128×171 -> 112: left 29 or 30).
     """
 
     num_frames: int = 8
@@ -65,11 +71,18 @@ class ClipSpec:
     interpolation: str = "area"
     channel_order: str = "rgb"
     average_views: str = "prob"
+    resize_to: tuple[int, int] | None = None    # (H, W) exactly, before the crop; None: resize_shorter
+    crop_rounding: str = "floor"
 
     def __post_init__(self) -> None:
         if self.num_frames < 1:
             raise ValueError(f"num_frames must be >= 1, got {self.num_frames}")
-        if not 1 <= self.input_size <= self.resize_shorter:
+        if isinstance(self.resize_to, list):     # from JSON; a tuple keeps the frozen spec hashable
+            object.__setattr__(self, "resize_to", tuple(self.resize_to))
+        problem = resize_problem(self.resize_to)
+        if problem:
+            raise ValueError(problem)
+        if self.resize_to is None and not 1 <= self.input_size <= self.resize_shorter:
             raise ValueError(
                 f"need 1 <= input_size <= resize_shorter, got {self.input_size} and {self.resize_shorter}"
             )
@@ -91,6 +104,8 @@ class ClipSpec:
         if missing:
             raise KeyError(f"checkpoint config lacks {missing}")
         optional = {name: cfg[name] for name in VIEW_KEYS if name in cfg}
+        if cfg.get("resize_to") is not None:
+            optional["resize_to"] = tuple(cfg["resize_to"])
         return cls(
             num_frames=int(cfg["num_frames"]),
             input_size=int(cfg["input_size"]),
@@ -107,13 +122,26 @@ class ClipSpec:
 
 
 VIEW_KEYS = ("sampling", "frame_interval", "num_clips", "twice_sample", "crop", "interpolation",
-             "channel_order", "average_views")
+             "channel_order", "average_views", "crop_rounding")
+
+
+MAX_RESIZE = 4096
+
+
+def resize_problem(resize_to) -> str | None:
+    """What is wrong with a resize_to value (None or (H, W), each an integer in [1, MAX_RESIZE]), or None."""
+    if resize_to is None:
+        return None
+    if (not isinstance(resize_to, (tuple, list)) or len(resize_to) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_RESIZE for v in resize_to)):
+        return f"resize_to must be None or two integers (height, width) in [1, {MAX_RESIZE}], got {resize_to!r}"
+    return None
 
 
 def sampling_problem(spec) -> str | None:
     """What is wrong with the sampling / view fields of a ClipSpec or a CheckpointConfig, or None."""
     choices = {"sampling": SAMPLINGS, "crop": CROPS, "interpolation": INTERPOLATIONS,
-               "channel_order": CHANNEL_ORDERS, "average_views": AVERAGES}
+               "channel_order": CHANNEL_ORDERS, "average_views": AVERAGES, "crop_rounding": CROP_ROUNDINGS}
     for name, allowed in choices.items():
         if getattr(spec, name) not in allowed:
             return f"unknown {name} {getattr(spec, name)!r} (supported: {', '.join(map(repr, allowed))})"
@@ -129,9 +157,18 @@ def sampling_problem(spec) -> str | None:
         return "window sampling keeps its T frames inside 64 (DenseSampleFrames' sample_range), without twice_sample"
     if spec.sampling == "dense" and spec.twice_sample and spec.num_clips < 2:
         return "dense twice_sample needs num_clips >= 2 (MMAction2 spreads the clips over num_clips - 1 gaps)"
-    if spec.crop == "three" and spec.input_size != spec.resize_shorter:
+    resize_to = getattr(spec, "resize_to", None)
+    problem = resize_problem(resize_to)
+    if problem:
+        return problem
+    shorter = min(resize_to) if resize_to else spec.resize_shorter
+    if resize_to and not 1 <= spec.input_size <= shorter:
+        return f"the crop ({spec.input_size}) does not fit in resize_to {resize_to[0]}×{resize_to[1]}"
+    if spec.crop == "three" and spec.crop_rounding != "floor":
+        return "crop_rounding 'round' (torchvision's center_crop) is for one centre crop, not 'three'"
+    if spec.crop == "three" and spec.input_size != shorter:
         return (f"crop 'three' (MMAction2's ThreeCrop) needs the crop side equal to the shorter side, "
-                f"got {spec.input_size} and {spec.resize_shorter}")
+                f"got {spec.input_size} and {shorter}")
     return None
 
 
@@ -146,7 +183,8 @@ class Clip:
     decoder: str                    # "decord" or "pyav"
     info: VideoInfo | None = field(default=None, repr=False)
     notice: str | None = None       # e.g. fewer frames decode than the container declares
-    # The primary view's crop as fractions of the whole (rotated) frame: (top, left, bottom, right).
+    # The primary view's crop as fractions of the whole (rotated) frame: (top, left, bottom, right); the
+    # resize scales each axis alone, so a fraction of the resized frame is one of the frame, aspect kept or not.
     crop_box: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)
     frame_size: tuple[int, int] = (0, 0)                  # (H, W) of the decoded, rotated frame
     # Every test view (read_clip(..., all_views=True)), in MMAction2's order: crops outer, clips inner.
@@ -187,9 +225,10 @@ def resized_size(height: int, width: int, resize_shorter: int, crop: int) -> tup
 
 
 def resize_frames(frames: np.ndarray, resize_shorter: int, crop: int, rotation: int = 0,
-                  interpolation: str = "area") -> np.ndarray:
+                  interpolation: str = "area", size: tuple[int, int] | None = None) -> np.ndarray:
     """(T, H, W, 3) uint8 -> rotate by `rotation` (degrees CCW), shorter side to resize_shorter -> (T, H', W', 3).
 
+    size (H', W'): exactly that size instead, the aspect not kept (ClipSpec.resize_to).
     "area": INTER_AREA when shrinking (less aliasing), INTER_LINEAR when enlarging;
     "bilinear": INTER_LINEAR always, as mmcv.imresize (MMAction2's Resize).
     """
@@ -198,8 +237,11 @@ def resize_frames(frames: np.ndarray, resize_shorter: int, crop: int, rotation: 
     if rotation:
         frames = np.rot90(frames, k=rotation // 90, axes=(1, 2))
     h, w = frames.shape[1:3]
-    new_h, new_w = resized_size(h, w, resize_shorter, crop)
-    shrinking = resize_shorter < min(h, w)
+    if size is None:
+        new_h, new_w = resized_size(h, w, resize_shorter, crop)
+        shrinking = resize_shorter < min(h, w)
+    else:
+        (new_h, new_w), shrinking = size, size[0] <= h and size[1] <= w   # INTER_AREA only where no side grows
     interp = cv2.INTER_AREA if interpolation == "area" and shrinking else cv2.INTER_LINEAR
     out = np.empty((frames.shape[0], new_h, new_w, 3), np.uint8)
     for t, frame in enumerate(frames):  # cv2 resizes one image at a time
@@ -207,10 +249,14 @@ def resize_frames(frames: np.ndarray, resize_shorter: int, crop: int, rotation: 
     return out
 
 
-def crop_offsets(height: int, width: int, crop: int, mode: str = "centre") -> list[tuple[str, int, int]]:
-    """(name, top, left) of each crop: the centre (CenterCrop), or MMAction2's ThreeCrop order
-    (left, right, centre along the width when the crop spans the height; else top, bottom, centre)."""
+def crop_offsets(height: int, width: int, crop: int, mode: str = "centre",
+                 rounding: str = "floor") -> list[tuple[str, int, int]]:
+    """(name, top, left) of each crop: the centre (CenterCrop; "round": torchvision's center_crop), or
+    MMAction2's ThreeCrop order (left, right, centre along the width when the crop spans the height; else
+    top, bottom, centre)."""
     top, left = (height - crop) // 2, (width - crop) // 2
+    if mode == "centre" and rounding == "round":
+        return [("centre", int(round((height - crop) / 2)), int(round((width - crop) / 2)))]
     if mode == "centre":
         return [("centre", top, left)]
     if crop == height:
@@ -219,9 +265,9 @@ def crop_offsets(height: int, width: int, crop: int, mode: str = "centre") -> li
 
 
 def resize_and_crop(frames: np.ndarray, resize_shorter: int, crop: int, rotation: int = 0,
-                    interpolation: str = "area") -> np.ndarray:
-    """(T, H, W, 3) uint8 -> rotate, resize the shorter side to resize_shorter, centre-crop -> (T, crop, crop, 3)."""
-    resized = resize_frames(frames, resize_shorter, crop, rotation, interpolation)
+                    interpolation: str = "area", size: tuple[int, int] | None = None) -> np.ndarray:
+    """(T, H, W, 3) uint8 -> rotate, resize the shorter side to resize_shorter (or to `size`), centre-crop -> (T, crop, crop, 3)."""
+    resized = resize_frames(frames, resize_shorter, crop, rotation, interpolation, size)
     _, top, left = crop_offsets(*resized.shape[1:3], crop)[0]
     return np.ascontiguousarray(resized[:, top:top + crop, left:left + crop])
 
@@ -308,9 +354,9 @@ def _build_clip(frames, temporal, spec: ClipSpec, rotation, all_views, count, us
     """Resize once, cut each view, normalise; the primary view fills the Clip's main fields."""
     import torch
 
-    resized = resize_frames(frames, spec.resize_shorter, spec.input_size, rotation, spec.interpolation)
+    resized = resize_frames(frames, spec.resize_shorter, spec.input_size, rotation, spec.interpolation, spec.resize_to)
     height, width = resized.shape[1:3]
-    crops = crop_offsets(height, width, spec.input_size, spec.crop)
+    crops = crop_offsets(height, width, spec.input_size, spec.crop, spec.crop_rounding)
     size, frames_per_view = spec.input_size, len(temporal[0])     # spec.num_frames, or what `choose` kept
     kept = range(len(temporal)) if all_views else [primary_view(len(temporal))]
     views, names, view_indices = [], [], []
