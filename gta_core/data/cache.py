@@ -1,7 +1,9 @@
 """A frame cache for training: every video of a split decoded once into one memory-mapped file.
 
 `python -m gta_core train --cache-frames` decodes each split into
-`DATA/.frame_cache/` (uint8, at the resize side, square) and draws the TSN
+`DATA/.frame_cache/` (uint8, at the resize side, square; with the spec's
+`resize_to`, the centre square of the H×W frame; another interpolation or
+resize_to: a file of its own) and draws the TSN
 offsets and a random crop from it, so an epoch costs no decoding.
 
 What a video keeps: all its frames when it has at most `max_frames`; otherwise
@@ -100,9 +102,16 @@ def build_frame_cache(source, side: int, max_frames: int, cache_dir: Path, progr
 
     The test frames kept are those of `source.spec.num_frames`-frame clips.
     """
-    num_frames = source.spec.num_frames
+    num_frames, resize_to, interpolation = source.spec.num_frames, source.spec.resize_to, source.spec.interpolation
+    if source.spec.crop_rounding != "floor":
+        raise ValueError("the frame cache crops as MMAction2's CenterCrop (crop_rounding 'floor'), "
+                         f"not {source.spec.crop_rounding!r}")
     cache_dir.mkdir(parents=True, exist_ok=True)
-    path = cache_dir / f"{source.split}_{side}px_max{max_frames}f_{num_frames}t.u8"
+    # A fixed-size resize or another interpolation gives other pixels: a file of its own (named so that
+    # the default's name is the one it always had).
+    fixed = f"_from{resize_to[0]}x{resize_to[1]}" if resize_to else ""
+    fixed += f"_{interpolation}" if interpolation != "area" else ""
+    path = cache_dir / f"{source.split}_{side}px{fixed}_max{max_frames}f_{num_frames}t.u8"
     meta_path = path.with_suffix(".json")
     ids = [s[2] for s in source.samples]
     if path.is_file() and meta_path.is_file():
@@ -114,7 +123,8 @@ def build_frame_cache(source, side: int, max_frames: int, cache_dir: Path, progr
         from tqdm import tqdm
 
         items = tqdm(items, desc=f"caching {source.split} frames", mininterval=5)
-    spec = ClipSpec(num_frames, side, side, source.spec.mean, source.spec.std)
+    spec = ClipSpec(num_frames, side, side, source.spec.mean, source.spec.std, interpolation=interpolation,
+                    resize_to=resize_to)
     kept, offsets, counts, rows = [], [], [], 0
     # A file of our own: two trainings that start together on one dataset each build the cache, and each
     # replace below is atomic, so a reader sees one whole file or the other (they are byte-identical).
@@ -131,7 +141,8 @@ def build_frame_cache(source, side: int, max_frames: int, cache_dir: Path, progr
             rows += len(clip.frame_indices)
     partial.replace(path)
     meta = {"version": CACHE_VERSION, "ids": ids, "kept": kept, "offsets": offsets, "counts": counts,
-            "rows": rows, "side": side, "num_frames": num_frames, "max_frames": max_frames}
+            "rows": rows, "side": side, "num_frames": num_frames, "max_frames": max_frames,
+            "resize_to": list(resize_to) if resize_to else None, "interpolation": interpolation}
     handle, meta_partial = tempfile.mkstemp(dir=cache_dir, prefix=meta_path.name + ".", suffix=".part")
     with os.fdopen(handle, "w") as out:
         out.write(json.dumps(meta))
