@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gta_core.importers import tsm
+from gta_core.importers import torchvision_video, tsm
 from gta_core.importers.pipeline import config_values, read_pipeline
 from gta_core.video import window_views
 from tests.helpers import run_cli
@@ -69,6 +69,21 @@ def test_overrides_win_and_are_recorded():
     assert (fields["num_clips"], fields["crop"], fields["input_size"], fields["frame_interval"]) == (1, "centre", 224, 2)
     assert notes["sampling"].endswith("overridden on the command line: num_clips=1")
     assert notes["crop"].endswith("overridden on the command line: crop=centre, input_size=224")
+
+
+def test_a_published_fixed_size_gives_way_to_a_shorter_side_override():
+    """torchvision's enums give resize_to and the rounded centre crop; --resize-shorter asks for a shorter-side
+    resize instead, and --crop three for MMAction2's ThreeCrop (whose offsets floor)."""
+    published = torchvision_video.published_pipeline({"backbone": "video_resnet"})
+    args = ("r3d_18.pth", "video_resnet")
+    fields, notes = read_pipeline("", *args, {}, torchvision_video.RESIZE, published, "torchvision's published value")
+    assert (fields["resize_to"], fields["crop_rounding"], fields["interpolation"]) == ([128, 171], "round", "bilinear")
+    assert notes["resize"] == notes["crop"] == "torchvision's published value"
+    fields, notes = read_pipeline("", *args, {"resize_shorter": 160, "crop": "three", "input_size": 160},
+                                  torchvision_video.RESIZE, published, "torchvision's published value")
+    assert "resize_to" not in fields and "crop_rounding" not in fields and fields["resize_shorter"] == 160
+    assert notes["resize"].endswith("overridden on the command line: resize_shorter=160")
+    assert torchvision_video.SIZES["video_resnet"]["resize_to"] == [128, 171]        # the table itself untouched
 
 
 def test_old_normalize_to_bgr_and_unreadable_text():

@@ -42,6 +42,10 @@ def test_torchvision_video_resnet_logits(name, suffix, tmp_path):
     config = checkpoint.config
     assert config.model_name == f"torchvision {name}" and config.class_names[:2] == ["abseiling", "air drumming"]
     assert (config.input_size, config.resize_shorter, config.mean) == (112, 128, [0.43216, 0.394666, 0.37645])
+    # VideoClassification's exact 128×171 (aspect not kept), bilinear, its rounded centre crop; nothing assumed of it.
+    assert (config.resize_to, config.interpolation, config.crop_rounding) == ([128, 171], "bilinear", "round")
+    assert checkpoint.config.clip_spec().resize_to == (128, 171)
+    assert config.provenance["assumed"]["pipeline"]["resize"] == "torchvision's published value"
 
 
 def test_class_names_and_pipeline_are_the_weight_enums():
@@ -56,6 +60,8 @@ def test_class_names_and_pipeline_are_the_weight_enums():
         assert transform.std == torchvision_video.PREPROCESSING["std"]
         assert list(transform.crop_size) == [sizes["input_size"]] * 2
         assert min(transform.resize_size) == sizes["resize_shorter"]
+        assert list(transform.resize_size) == sizes["resize_to"]                  # (H, W), the aspect not kept
+        assert transform.interpolation.value == torchvision_video.RESIZE[0]       # "bilinear"
         assert f"clip_len={torchvision_video.CLIP_LEN[backbone]}" in weights.meta["_docs"]
     assert torchvision_video.class_names(174) is None
 
@@ -105,6 +111,8 @@ def test_torchvision_s3d_logits(imported_s3d):
     assert logit_gap(global_mean, theirs) > 1e-2
     assert config.model_name == "torchvision s3d" and config.class_names[:2] == ["abseiling", "air drumming"]
     assert (config.input_size, config.resize_shorter, config.mean) == (224, 256, [0.43216, 0.394666, 0.37645])
+    assert (config.resize_to, config.interpolation, config.crop_rounding) == ([256, 256], "bilinear", "round")
+    assert "resize" not in config.provenance["assumed"]           # the S3D note it replaces
     assert config.provenance["trained_frames"] == 128
     assert interpret.order_sensitivity(arch)[0]
 

@@ -114,6 +114,32 @@ def test_primary_view_is_the_middle_clip_centre_crop(videos):
     assert ours.crop_box == pytest.approx((21 / 171, 0.0, 149 / 171, 1.0))
 
 
+def test_fixed_size_resize_read_from_a_config_equals_mmaction2(videos):
+    """Resize(scale=(171, 128), keep_ratio=False): MMAction2's (w, h) of the output, the aspect not kept. Read from
+    a config text into resize_to (H, W) = (128, 171), our clip equals its pipeline's on 1280×720 Big Buck Bunny."""
+    from gta_core.importers.pipeline import read_pipeline
+
+    text = ("test_pipeline = [dict(type='DecordInit'), dict(type='SampleFrames', clip_len=8, frame_interval=4, "
+            "num_clips=1, test_mode=True), dict(type='DecordDecode'), "
+            "dict(type='Resize', scale=(171, 128), keep_ratio=False), dict(type='CenterCrop', crop_size=112), "
+            "dict(type='FormatShape', input_format='NCTHW')]\n")
+    fields, notes = read_pipeline(text, "x.pth", "i3d", {})
+    assert (fields["resize_to"], fields["input_size"], fields["interpolation"]) == ([128, 171], 112, "bilinear")
+    assert "keep_ratio=False" in notes["resize"]
+    spec = ClipSpec(mean=tuple(m / 255 for m in MEAN), std=tuple(s / 255 for s in STD),
+                    **{k: v for k, v in fields.items() if k in ClipSpec.__dataclass_fields__})
+    ours = read_clip(videos["bunny"], spec, decoder="decord")
+    pipeline = peer.pipeline([dict(type="DecordInit"), dict(type="SampleFrames", clip_len=8, frame_interval=4,
+                                                            num_clips=1, test_mode=True), dict(type="DecordDecode"),
+                              dict(type="Resize", scale=(171, 128), keep_ratio=False),
+                              dict(type="CenterCrop", crop_size=112), dict(type="FormatShape", input_format="NCTHW")])
+    result = pipeline(dict(filename=str(videos["bunny"]), start_index=0, modality="RGB"))
+    preprocessor = peer.registry().build(dict(type="ActionDataPreprocessor", mean=MEAN, std=STD, format_shape="NCTHW"))
+    theirs = preprocessor.forward(dict(inputs=[torch.from_numpy(result["imgs"]).float()], data_samples=None))["inputs"][0]
+    assert [int(i) for i in result["frame_inds"]] == ours.frame_indices
+    assert (ours.tensor - theirs[0]).abs().max().item() < 1e-4
+
+
 def test_dense_indices_at_the_edges():
     # 400 frames, 32×2: the one test clip spans 63 frames and sits in the middle: starts at (400-63)//2 = 168.
     assert dense_views(400, 32, 2, 1, train=False) == [list(range(168, 232, 2))]

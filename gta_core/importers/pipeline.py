@@ -86,10 +86,15 @@ def from_config(values: dict) -> tuple[dict, dict]:
             notes["sampling"] = f"read from the config text's {name} ({sample.get('type')})"
         resize = _step(steps, "Resize")
         scale = resize.get("scale") if resize else None
-        if isinstance(scale, tuple) and len(scale) == 2 and -1 in scale:
-            fields["resize_shorter"] = int(max(scale))
+        sides = isinstance(scale, tuple) and len(scale) == 2 and all(isinstance(v, int) for v in scale)
+        fixed = sides and resize.get("keep_ratio", True) is False and min(scale) > 0
+        if sides and (-1 in scale or fixed):
+            if fixed:             # keep_ratio=False: scale is the output's (w, h), the aspect not kept
+                fields.update(resize_to=[scale[1], scale[0]], resize_shorter=min(scale))
+            else:
+                fields["resize_shorter"] = int(max(scale))
             fields["interpolation"] = "bilinear" if resize.get("interpolation", "bilinear") == "bilinear" else "area"
-            notes["resize"] = f"read from the config text's {name} (Resize scale={scale})"
+            notes["resize"] = f"read from the config text's {name} (Resize scale={scale}{', keep_ratio=False' * fixed})"
         crop = _step(steps, "CenterCrop", "ThreeCrop", "TenCrop")
         if crop and isinstance(crop.get("crop_size"), int):
             fields["input_size"] = crop["crop_size"]
@@ -200,10 +205,16 @@ def read_pipeline(config_text: str, file_name: str, backbone: str, overrides: di
         name_notes.pop("sampling", None)
     published = published or {}
     fields = {**named, **published, **configured}
+    if "resize_shorter" in configured and "resize_to" not in configured:
+        fields.pop("resize_to", None)      # the config's shorter-side resize replaces a published fixed size
     notes = {**name_notes, **{_TOPIC.get(k, k): published_note for k in published}, **config_notes}
     given = {k: v for k, v in overrides.items() if v is not None}
     if given:
         fields.update(given)
+        if "resize_shorter" in given and "resize_to" not in given:
+            fields.pop("resize_to", None)  # --resize-shorter asks for a shorter-side resize instead
+        if given.get("crop") == "three":
+            fields.pop("crop_rounding", None)  # MMAction2's ThreeCrop, whose offsets floor
         for topic in sorted({_TOPIC.get(key, key) for key in given}):
             said = ", ".join(f"{k}={v}" for k, v in given.items() if _TOPIC.get(k, k) == topic)
             notes[topic] = f"{notes.get(topic, 'not in the source')}; overridden on the command line: {said}"
@@ -222,7 +233,7 @@ def read_pipeline(config_text: str, file_name: str, backbone: str, overrides: di
 _SAMPLING_KEYS = ("sampling", "num_frames", "frame_interval", "num_clips", "twice_sample")
 # Which note an override amends.
 _TOPIC = {**{key: "sampling" for key in _SAMPLING_KEYS}, "input_size": "crop", "resize_shorter": "resize",
-          "channel_order": "normalisation"}
+          "resize_to": "resize", "crop_rounding": "crop", "channel_order": "normalisation"}
 _ASSUMED = {
     "r2d": "assumed: TSN segments (neither the config text nor the file name says)",
     "3d": "assumed: dense, frame_interval 2 (i3d_r50's 32x2x1; neither the config text nor the file name says)",

@@ -15,12 +15,15 @@ as the defaults: their 400 category names (kinetics400_torchvision.txt, copied
 from torchvision 0.28.0's `_KINETICS400_CATEGORIES`, the one list all four
 enums use, and checked against them in the tests), and their
 `VideoClassification` transform: mean (0.43216, 0.394666, 0.37645), std
-(0.22803, 0.22145, 0.216989) for all; the ResNets resize to 128×171 and crop
-112, S3D resizes to 256×256 and crops 224. The enums' `_docs` give the clip
+(0.22803, 0.22145, 0.216989) for all; the ResNets resize every frame to
+exactly 128×171 and crop 112, S3D to 256×256 and crops 224 (`resize_to`: the
+aspect is not kept), bilinearly without antialiasing (cv2's INTER_LINEAR),
+and its centre crop rounds an odd margin (`crop_rounding` "round"). The enums' `_docs` give the clip
 length they were measured at: 16 frames for the ResNets, 128 for S3D.
 """
 from __future__ import annotations
 
+import copy
 import re
 from pathlib import Path
 
@@ -43,8 +46,10 @@ CATEGORIES = Path(__file__).with_name("kinetics400_torchvision.txt")
 # VideoClassification's default mean and std, which every KINETICS400_V1 enum keeps.
 PREPROCESSING = {"mean": [0.43216, 0.394666, 0.37645], "std": [0.22803, 0.22145, 0.216989]}
 # Its crop_size and resize_size per family: (112, 112), (128, 171) for the three ResNets; (224, 224), (256, 256)
-# for S3D. Ours keeps the aspect (the shorter side to the smaller size); S3D's transform squares the frame.
-SIZES = {"video_resnet": {"input_size": 112, "resize_shorter": 128}, "s3d": {"input_size": 224, "resize_shorter": 256}}
+# for S3D. resize_size is (H, W) exactly, the aspect not kept: resize_to; resize_shorter only says its shorter side.
+# Its center_crop rounds an odd margin half to even (171 - 112 = 59: left 30, where MMAction2's floor gives 29).
+SIZES = {"video_resnet": {"input_size": 112, "resize_shorter": 128, "resize_to": [128, 171], "crop_rounding": "round"},
+         "s3d": {"input_size": 224, "resize_shorter": 256, "resize_to": [256, 256], "crop_rounding": "round"}}
 CLIP_LEN = {"video_resnet": 16, "s3d": 128}         # "clip_len=16" / "clip_len=128" in the enums' _docs
 RESIZE = ("bilinear", " (torchvision's VideoClassification resizes bilinearly)")
 S3D_WIDTH = 1024                                    # channels of S3D's last Inception block
@@ -90,9 +95,6 @@ def own_layout(tensors: dict[str, torch.Tensor], info: dict, file_name: str) -> 
     fields.update({"depth": 50, "block": "none", "dropout": 0.0})
     frames = CLIP_LEN[fields["backbone"]]
     assumed = {"clip_len": f"{frames} (torchvision's KINETICS400_V1 enums; a state dict does not say)"}
-    if is_s3d:
-        assumed["resize"] = ("S3D's transform resizes frames to 256×256 (aspect not kept), then crops 224; "
-                             "ours resizes the shorter side to 256")
     return {"fields": fields, "tensors": tensors, "rules": TO_OURS[fields["backbone"]], "assumed": assumed,
             "trained_frames": frames}
 
@@ -110,7 +112,7 @@ def pop_preprocessor(tensors: dict[str, torch.Tensor]) -> dict:
 
 def published_pipeline(fields: dict) -> dict:
     """The enum's resize and crop for the architecture (read_pipeline: below a config text, which torchvision files lack)."""
-    return dict(SIZES[fields["backbone"]])
+    return copy.deepcopy(SIZES[fields["backbone"]])     # its resize_to list is the config's own
 
 
 def config_text(info: dict) -> str:
