@@ -9,7 +9,6 @@ fixed-point INTER_LINEAR, is within one uint8 step of it (measured: one step,
 """
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 
@@ -82,8 +81,7 @@ def test_clip_equals_torchvision_video_classification(wide, video, size, crop):
     """The imported models' transform, torchvision's own, on the same decoded frames (720p Big Buck Bunny:
     a 7.5× shrink, where an antialiased or area resize would differ by tens of steps)."""
     path = wide if video == "wide" else BUNNY
-    peer.video_models("resnet")
-    presets = importlib.import_module("torchvision.transforms._presets")
+    presets = peer.transform_presets()
     spec = ClipSpec(num_frames=4, input_size=crop, resize_to=size, mean=MEAN, std=STD, interpolation="bilinear",
                     crop_rounding="round")
     ours = read_clip(path, spec, decoder="pyav")

@@ -8,7 +8,7 @@ them. `make` installs the wheel with `--no-deps --target $(VENV)/peers/torchvisi
 (off sys.path, so nothing else imports it); here an empty package object
 stands in for `torchvision/__init__.py` and the pure-Python modules
 (models/video/resnet.py and s3d.py, their weight enums and transforms) import from
-that folder unchanged.
+that folder unchanged; the stand-in is taken out of sys.modules again after each import.
 """
 from __future__ import annotations
 
@@ -27,18 +27,44 @@ VERSION = "0.28.0"
 CALIBRATION = {"s3d": (1, 3, 16, 224, 256)}
 
 
+_IMPORTED: dict[str, types.ModuleType] = {}
+
+
+def _off_path(name: str) -> types.ModuleType:
+    """torchvision's module `name` from the peers folder (imported once), with sys.modules as before after it.
+
+    The stand-in package lives in sys.modules only while the import runs: left there, it made every later
+    importlib.util.find_spec("torchvision") in the process raise (transformers' and mmaction's availability
+    checks: "torchvision.__spec__ is None"), failing the tests an xdist worker ran after this one.
+    """
+    if name in _IMPORTED:
+        return _IMPORTED[name]
+    assert (SOURCE / "models" / "video" / "resnet.py").is_file(), (
+        f"torchvision {VERSION} is not in {SOURCE.parent}: run `make` (it installs it with "
+        f"pip install --no-deps --target {SOURCE.parent} torchvision=={VERSION})"
+    )
+    before = {key: module for key, module in sys.modules.items() if key.partition(".")[0] == "torchvision"}
+    package = types.ModuleType("torchvision")
+    package.__path__, package.__version__ = [str(SOURCE)], VERSION
+    sys.modules["torchvision"] = package
+    try:
+        # importlib: the package's __init__ rebinds `s3d` to the builder function, shadowing the module.
+        _IMPORTED[name] = importlib.import_module(name)
+    finally:
+        for key in [key for key in sys.modules if key.partition(".")[0] == "torchvision"]:
+            del sys.modules[key]
+        sys.modules.update(before)
+    return _IMPORTED[name]
+
+
 def video_models(module: str = "resnet"):
-    """torchvision.models.video.`module` (resnet, s3d) from the peers folder (imported once)."""
-    if "torchvision" not in sys.modules:
-        assert (SOURCE / "models" / "video" / "resnet.py").is_file(), (
-            f"torchvision {VERSION} is not in {SOURCE.parent}: run `make` (it installs it with "
-            f"pip install --no-deps --target {SOURCE.parent} torchvision=={VERSION})"
-        )
-        package = types.ModuleType("torchvision")
-        package.__path__, package.__version__ = [str(SOURCE)], VERSION
-        sys.modules["torchvision"] = package
-    # importlib: the package's __init__ rebinds `s3d` to the builder function, shadowing the module.
-    return importlib.import_module(f"torchvision.models.video.{module}")
+    """torchvision.models.video.`module` (resnet, s3d) from the peers folder."""
+    return _off_path(f"torchvision.models.video.{module}")
+
+
+def transform_presets():
+    """torchvision.transforms._presets (VideoClassification, the weight enums' transform) from the peers folder."""
+    return _off_path("torchvision.transforms._presets")
 
 
 def build(name: str, num_classes: int = 400):
