@@ -131,3 +131,17 @@ def test_grad_cam_and_occlusion_on_the_imported_s3d(imported_s3d):
     assert abs(cam.maps.sum() - (cam.score - float(model.head.bias.detach()[1]))) <= 1e-3 * max(1.0, abs(cam.score))
     occlusion = interpret.frame_occlusion(model, clip, target=1)
     assert occlusion.occluded_scores.shape == (16,) and (occlusion.drop != 0).any()
+
+
+def test_resize_to_on_the_command_line(tmp_path):
+    """--resize-to H W replaces the enum's 128×171; the provenance keeps the command and says it was overridden."""
+    source = tmp_path / "mc3_18.safetensors"
+    save_file({k: v.contiguous() for k, v in peer.build("mc3_18").state_dict().items()}, source)
+    out = tmp_path / "ours"
+    assert cli_main(["import", "torchvision", str(source), "--out", str(out), "--frames", "8",
+                     "--resize-to", "144", "192"]) == 0
+    config = load_checkpoint(out).config
+    assert (config.resize_to, config.crop_rounding, config.input_size) == ([144, 192], "round", 112)
+    assert config.clip_spec().resize_to == (144, 192)
+    assert "--resize-to 144 192" in config.provenance["command"]
+    assert config.provenance["assumed"]["pipeline"]["resize"].endswith("overridden on the command line: resize_to=[144, 192]")

@@ -256,7 +256,7 @@ IMPORT_ERRORS = (SourceError, MappingError, ImportFailure, CheckpointError, Valu
 # Command-line overrides of the source's test pipeline: flag -> ClipSpec field.
 PIPELINE_FLAGS = {"--sampling": "sampling", "--frame-interval": "frame_interval", "--num-clips": "num_clips",
                   "--twice-sample": "twice_sample", "--crop": "crop", "--crop-size": "input_size",
-                  "--resize-shorter": "resize_shorter", "--channel-order": "channel_order"}
+                  "--resize-shorter": "resize_shorter", "--resize-to": "resize_to", "--channel-order": "channel_order"}
 
 
 def _overrides(args: argparse.Namespace) -> dict:
@@ -269,7 +269,9 @@ def _command(args: argparse.Namespace) -> str:
     flags = {"--frames": args.frames, "--labels": args.labels, "--name": args.name,
              **{flag: getattr(args, field, None) for flag, field in PIPELINE_FLAGS.items()}}
     for flag, value in flags.items():
-        if value is not None:
+        if isinstance(value, list):          # --resize-to H W
+            words += [flag, *map(str, value)]
+        elif value is not None:
             words += [flag, str(value).lower() if isinstance(value, bool) else str(value)]
     return shlex.join(words + (["--force"] if args.force else []))
 
@@ -317,6 +319,8 @@ def register(subparsers) -> None:
     pipe.add_argument("--crop", choices=("centre", "three"), help="one centre crop, or MMAction2's ThreeCrop")
     pipe.add_argument("--crop-size", dest="input_size", type=int, help="crop side in pixels")
     pipe.add_argument("--resize-shorter", dest="resize_shorter", type=int, help="shorter side before the crop")
+    pipe.add_argument("--resize-to", dest="resize_to", type=int, nargs=2, metavar=("H", "W"),
+                      help="every frame to exactly H×W before the crop, the aspect not kept (torchvision's transform)")
     pipe.add_argument("--channel-order", dest="channel_order", choices=("rgb", "bgr"),
                       help="channel order the network reads")
     p.add_argument("--labels", help="class names, one per line (default class_0, class_1, ...)")
