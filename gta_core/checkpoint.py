@@ -63,7 +63,7 @@ class CheckpointConfig:
     frame_interval: int = 1             # dense: gap between the clip's frames
     num_clips: int = 1                  # dense: test-time clips spread over the video
     twice_sample: bool = False          # test-time second view (TSN: each segment's first frame)
-    crop: Text = "centre"               # "centre" or "three" (MMAction2's ThreeCrop)
+    crop: Text = "centre"               # "centre", "three" or "ten" (MMAction2's ThreeCrop / TenCrop)
     interpolation: Text = "area"        # resize: "area" (ours) or "bilinear" (mmcv.imresize)
     channel_order: Text = "rgb"         # the order the network wants its input channels in
     average_views: Text = "prob"        # multi-view logits: mean softmax ("prob") or mean logits ("score")

@@ -89,7 +89,7 @@ def pipeline_summary(config) -> str:
     frames = (f"tsn {config.num_frames} segments" if config.sampling == "tsn"
               else f"{config.sampling} {config.num_frames}×{config.frame_interval}")
     clips = config.num_clips * (2 if config.twice_sample else 1)
-    crops = "three crops" if config.crop == "three" else "centre crop"
+    crops = {"three": "three crops", "ten": "ten crops (corners, centre, mirrored)"}.get(config.crop, "centre crop")
     crops += " (margin rounded)" if config.crop_rounding == "round" else ""
     resize = f"{config.resize_to[0]}×{config.resize_to[1]}" if config.resize_to else config.resize_shorter
     return (f"{frames}, {clips} clip{'s' if clips > 1 else ''} × {crops} of {config.input_size} after "

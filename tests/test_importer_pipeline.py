@@ -30,10 +30,10 @@ def installed_config(name: str) -> str:
      dict(sampling="window", num_frames=32, frame_interval=2, num_clips=10, crop="three", input_size=256),
      "ThreeCrop 256"),
     ("tsm/tsm_imagenet-pretrained-r50_8xb16-1x1x8-50e_kinetics400-rgb.py", "r2d",
-     dict(sampling="tsn", num_frames=8, num_clips=1, crop="centre", input_size=224), "TenCrop is not supported"),
+     dict(sampling="tsn", num_frames=8, num_clips=1, crop="ten", input_size=224), "TenCrop 224"),
     ("tsm/tsm_imagenet-pretrained-r50_8xb16-dense-1x1x8-50e_kinetics400-rgb.py", "r2d",
-     dict(sampling="window", num_frames=8, frame_interval=8, num_clips=10, crop="centre", input_size=224),
-     "TenCrop is not supported"),
+     dict(sampling="window", num_frames=8, frame_interval=8, num_clips=10, crop="ten", input_size=224),
+     "TenCrop 224"),
 ])
 def test_published_configs(config, backbone, expected, crop_note):
     fields, notes = read_pipeline(installed_config(config), Path(config).name, backbone, {})

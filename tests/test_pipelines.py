@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from gta_core.video import ClipSpec, dense_views, read_clip, tsn_views
+from gta_core.video.clip import NUM_CROPS
 from tests.peers import mmaction as peer
 from tests.video_fixtures import encode
 
@@ -59,6 +60,9 @@ CONFIGS = {
     "tsm_1x1x8_test": (dict(clip_len=1, frame_interval=1, num_clips=8, twice_sample=True),
                        dict(type="CenterCrop", crop_size=224),
                        dict(num_frames=8, sampling="tsn", twice_sample=True, input_size=224)),
+    # The TSM configs' own test crop: TenCrop 224 (corners and centre at quarter steps of the margin, mirrored).
+    "tsm_1x1x8_tencrop": (dict(clip_len=1, frame_interval=1, num_clips=8), dict(type="TenCrop", crop_size=224),
+                          dict(num_frames=8, sampling="tsn", input_size=224, crop="ten")),
 }
 
 
@@ -93,7 +97,7 @@ def test_clip_equals_mmaction2_pipeline(videos, video, config):
     indices, views = mmaction_clip(videos[video], sample, crop, "NCTHW" if fields["sampling"] == "dense" else "NCHW")
     if fields["sampling"] == "tsn":          # NCHW: (crops · clips · T, C, H, W) -> (views, C, T, H, W)
         views = views.reshape(-1, spec.num_frames, *views.shape[1:]).transpose(1, 2)
-    temporal = ours.view_frame_indices[: len(ours.view_frame_indices) // (3 if spec.crop == "three" else 1)]
+    temporal = ours.view_frame_indices[: len(ours.view_frame_indices) // NUM_CROPS[spec.crop]]
     assert [int(i) for i in indices] == [i for view in temporal for i in view]
     assert ours.views.shape == views.shape == (spec.num_views, 3, spec.num_frames, spec.input_size, spec.input_size)
     # One uint8 step is 1/57 in normalised units; float rounding is 1e-5.
@@ -112,6 +116,19 @@ def test_primary_view_is_the_middle_clip_centre_crop(videos):
     # made_400 is 54 wide, 72 high: resized to 128×171 (⌊170.67 + ½⌋), the three crops go down the height.
     assert ours.view_names[:3] == ["clip 0, top crop", "clip 1, top crop", "clip 2, top crop"]
     assert ours.crop_box == pytest.approx((21 / 171, 0.0, 149 / 171, 1.0))
+
+
+def test_ten_crop_views_names_and_primary_view(videos):
+    spec = ClipSpec(num_frames=4, input_size=224, resize_shorter=256, crop="ten", interpolation="bilinear")
+    ours = read_clip(videos["made_30"], spec, decoder="decord", all_views=True)
+    assert spec.num_views == 10 and ours.view_names[:3] == ["upper left crop", "upper left crop, flipped",
+                                                               "upper right crop"]
+    primary = ours.view_names.index("centre crop")
+    assert torch.equal(ours.tensor, ours.views[primary])
+    assert torch.equal(ours.views[primary + 1], ours.views[primary].flip(-1))     # its mirror follows it
+    # made_30 is 160×90: resized to 455×256, margins 231 and 32. TenCrop's centre sits at 2·⌊231/4⌋ = 114, one
+    # column left of CenterCrop's ⌊231/2⌋ = 115, and 2·⌊32/4⌋ = 16 down.
+    assert ours.crop_box == pytest.approx((16 / 256, 114 / 455, 240 / 256, 338 / 455))
 
 
 def test_fixed_size_resize_read_from_a_config_equals_mmaction2(videos):

@@ -316,7 +316,8 @@ def register(subparsers) -> None:
     pipe.add_argument("--num-clips", dest="num_clips", type=int, help="dense: test-time clips per video")
     pipe.add_argument("--twice-sample", dest="twice_sample", type=lambda v: v.lower() in ("1", "true", "yes"),
                       metavar="{true,false}", help="test-time second view (TSM's twice_sample)")
-    pipe.add_argument("--crop", choices=("centre", "three"), help="one centre crop, or MMAction2's ThreeCrop")
+    pipe.add_argument("--crop", choices=("centre", "three", "ten"),
+                      help="one centre crop, or MMAction2's ThreeCrop or TenCrop")
     pipe.add_argument("--crop-size", dest="input_size", type=int, help="crop side in pixels")
     pipe.add_argument("--resize-shorter", dest="resize_shorter", type=int, help="shorter side before the crop")
     pipe.add_argument("--resize-to", dest="resize_to", type=int, nargs=2, metavar=("H", "W"),

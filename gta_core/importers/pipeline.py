@@ -98,10 +98,8 @@ def from_config(values: dict) -> tuple[dict, dict]:
         crop = _step(steps, "CenterCrop", "ThreeCrop", "TenCrop")
         if crop and isinstance(crop.get("crop_size"), int):
             fields["input_size"] = crop["crop_size"]
-            fields["crop"] = "three" if crop["type"] == "ThreeCrop" else "centre"
+            fields["crop"] = {"ThreeCrop": "three", "TenCrop": "ten"}.get(crop["type"], "centre")
             notes["crop"] = f"read from the config text's {name} ({crop['type']} {crop['crop_size']})"
-            if crop["type"] == "TenCrop":   # corners, centre and their flips: not implemented here
-                notes["crop"] += "; TenCrop is not supported: one centre crop of that size is used instead"
         normalize = _step(steps, "Normalize")        # MMAction2 0.x kept the normalisation in the pipeline
         if normalize:
             fields.update(_normalisation(normalize, "to_bgr", flips_when=True))
@@ -213,8 +211,8 @@ def read_pipeline(config_text: str, file_name: str, backbone: str, overrides: di
         fields.update(given)
         if "resize_shorter" in given and "resize_to" not in given:
             fields.pop("resize_to", None)  # --resize-shorter asks for a shorter-side resize instead
-        if given.get("crop") == "three":
-            fields.pop("crop_rounding", None)  # MMAction2's ThreeCrop, whose offsets floor
+        if given.get("crop") in ("three", "ten"):
+            fields.pop("crop_rounding", None)  # MMAction2's ThreeCrop / TenCrop, whose offsets floor
         for topic in sorted({_TOPIC.get(key, key) for key in given}):
             said = ", ".join(f"{k}={v}" for k, v in given.items() if _TOPIC.get(k, k) == topic)
             notes[topic] = f"{notes.get(topic, 'not in the source')}; overridden on the command line: {said}"

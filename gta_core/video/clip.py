@@ -31,7 +31,9 @@ if TYPE_CHECKING:  # torch is imported lazily so the probe child starts fast
     import torch
 
 
-CROPS = ("centre", "three")
+CROPS = ("centre", "three", "ten")
+NUM_CROPS = {"centre": 1, "three": 3, "ten": 10}
+FLIPPED = ", flipped"            # the suffix of TenCrop's mirrored crops' names
 INTERPOLATIONS = ("area", "bilinear")
 CROP_ROUNDINGS = ("floor", "round")
 CHANNEL_ORDERS = ("rgb", "bgr")
@@ -47,7 +49,8 @@ class ClipSpec:
     sampling "tsn" takes one frame from each of num_frames segments; "dense"
     takes num_frames frames frame_interval apart, num_clips times at test;
     "window" is DenseSampleFrames' (gta_core/video/sampling.py). crop "three" is MMAction2's ThreeCrop (three
-    squares along the longer side, the side equal to the shorter one).
+    squares along the longer side, the side equal to the shorter one); "ten" is its TenCrop (four corners and
+    the centre, each also mirrored left-right).
     interpolation "area" is ours (INTER_AREA when shrinking), "bilinear" is
     mmcv.imresize's. channel_order "bgr" flips the normalised channels.
     Multi-view logits are averaged as softmax ("prob") or raw ("score").
@@ -118,7 +121,7 @@ class ClipSpec:
     @property
     def num_views(self) -> int:
         clips = self.num_clips * (2 if self.twice_sample else 1)
-        return clips * (3 if self.crop == "three" else 1)
+        return clips * NUM_CROPS[self.crop]
 
 
 VIEW_KEYS = ("sampling", "frame_interval", "num_clips", "twice_sample", "crop", "interpolation",
@@ -164,8 +167,8 @@ def sampling_problem(spec) -> str | None:
     shorter = min(resize_to) if resize_to else spec.resize_shorter
     if resize_to and not 1 <= spec.input_size <= shorter:
         return f"the crop ({spec.input_size}) does not fit in resize_to {resize_to[0]}×{resize_to[1]}"
-    if spec.crop == "three" and spec.crop_rounding != "floor":
-        return "crop_rounding 'round' (torchvision's center_crop) is for one centre crop, not 'three'"
+    if spec.crop != "centre" and spec.crop_rounding != "floor":
+        return f"crop_rounding 'round' (torchvision's center_crop) is for one centre crop, not {spec.crop!r}"
     if spec.crop == "three" and spec.input_size != shorter:
         return (f"crop 'three' (MMAction2's ThreeCrop) needs the crop side equal to the shorter side, "
                 f"got {spec.input_size} and {shorter}")
@@ -251,10 +254,16 @@ def resize_frames(frames: np.ndarray, resize_shorter: int, crop: int, rotation: 
 
 def crop_offsets(height: int, width: int, crop: int, mode: str = "centre",
                  rounding: str = "floor") -> list[tuple[str, int, int]]:
-    """(name, top, left) of each crop: the centre (CenterCrop; "round": torchvision's center_crop), or
+    """(name, top, left) of each crop: the centre (CenterCrop; "round": torchvision's center_crop),
     MMAction2's ThreeCrop order (left, right, centre along the width when the crop spans the height; else
-    top, bottom, centre)."""
+    top, bottom, centre), or its TenCrop order (each corner and the centre, then the same crop mirrored,
+    named with FLIPPED; its offsets are multiples of a quarter of the margin, floored)."""
     top, left = (height - crop) // 2, (width - crop) // 2
+    if mode == "ten":
+        down, across = (height - crop) // 4, (width - crop) // 4
+        places = [("upper left", 0, 0), ("upper right", 0, 4 * across), ("lower left", 4 * down, 0),
+                  ("lower right", 4 * down, 4 * across), ("centre", 2 * down, 2 * across)]
+        return [(name + flip, y, x) for name, y, x in places for flip in ("", FLIPPED)]
     if mode == "centre" and rounding == "round":
         return [("centre", int(round((height - crop) / 2)), int(round((width - crop) / 2)))]
     if mode == "centre":
@@ -363,7 +372,8 @@ def _build_clip(frames, temporal, spec: ClipSpec, rotation, all_views, count, us
     for crop_name, top, left in crops:                     # MMAction2's order: crops outer, clips inner
         for position, clip_index in enumerate(kept):
             stretch = resized[position * frames_per_view:(position + 1) * frames_per_view]
-            views.append(np.ascontiguousarray(stretch[:, top:top + size, left:left + size]))
+            view = stretch[:, top:top + size, left:left + size]
+            views.append(np.ascontiguousarray(view[:, :, ::-1] if crop_name.endswith(FLIPPED) else view))
             names.append(_view_name(clip_index, len(temporal), crop_name, len(crops)))
             view_indices.append(temporal[clip_index])
     centre = [name for name, *_ in crops].index("centre")
@@ -388,6 +398,7 @@ def _build_clip(frames, temporal, spec: ClipSpec, rotation, all_views, count, us
 
 
 def _view_name(clip_index: int, num_clips: int, crop: str, num_crops: int) -> str:
-    """"clip 2, left crop", "clip 2" or "left crop"; "view" when there is one."""
-    parts = ([f"clip {clip_index}"] if num_clips > 1 else []) + ([f"{crop} crop"] if num_crops > 1 else [])
+    """"clip 2, left crop", "clip 2", "left crop" or "upper left crop, flipped"; "view" when there is one."""
+    place, flipped = (crop[:-len(FLIPPED)], FLIPPED) if crop.endswith(FLIPPED) else (crop, "")
+    parts = ([f"clip {clip_index}"] if num_clips > 1 else []) + ([f"{place} crop{flipped}"] if num_crops > 1 else [])
     return ", ".join(parts) or "view"
