@@ -26,7 +26,7 @@ from gta_core.importers import import_checkpoint, mvit as mvit_importer
 from gta_core.models.mvit import V2_S_BLOCKS
 from gta_core.query_dependence import block_scores
 from gta_core.video.clip import ClipSpec
-from tests.helpers import assert_same_logits, logit_gap, one_thread  # noqa: F401  (one_thread: module fixture)
+from tests.helpers import assert_import_refused, assert_same_logits, logit_gap, one_thread  # noqa: F401
 from tests.peers import torchvision as peer
 from tests.test_evaluate import make_checkpoint, run_cli
 from tests.test_timesformer_compare import export_html
@@ -93,6 +93,14 @@ def test_small_mvit_logits_and_what_the_importer_read(small):
     assert "mvit_strides" in checkpoint.config.provenance["assumed"]      # not mvit_v2_s's table: strides inferred
     assert checkpoint.config.model_name == "torchvision mvit (5 blocks)"
     assert interpret.order_sensitivity(arch)[0]
+
+
+def test_mvit_without_relative_positions_is_refused(small, tmp_path, capsys):
+    """mvit_v1_b's layout (absolute positions, no rel_pos tables) is not MViTv2: one error line, nothing written."""
+    state = {k: v for k, v in small[0].state_dict().items() if "rel_pos" not in k}
+    torch.save(state, tmp_path / "mvit_v1.pth")
+    assert_import_refused(["torchvision", str(tmp_path / "mvit_v1.pth")], tmp_path / "ours",
+                          "only MViTv2 (mvit_v2_s) is supported", capsys)
 
 
 @pytest.mark.parametrize("dense", [False, True])

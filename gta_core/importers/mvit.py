@@ -46,7 +46,8 @@ def is_mvit(tensors: dict[str, torch.Tensor]) -> bool:
     return "conv_proj.weight" in keys and any(k.startswith("blocks.0.attn.") for k in keys)
 
 
-def _block(tensors: dict[str, torch.Tensor], index: int, key_stride: int, what: str) -> tuple[int, int, int, int, int]:
+def _block(tensors: dict[str, torch.Tensor], index: int, strides: tuple[int, int], what: str) -> tuple[int, ...]:
+    """(heads, in width, out width, query stride, key stride) of block `index`; `strides` as read_fields infers them."""
     prefix = f"blocks.{index}."
     try:
         qkv, mlp_out = tensors[prefix + "attn.qkv.weight"], tensors[prefix + "mlp.3.weight"]
@@ -57,8 +58,7 @@ def _block(tensors: dict[str, torch.Tensor], index: int, key_stride: int, what: 
     if attn_dim != out_dim or attn_dim % head_dim:
         raise MappingError(f"{what}: block {index} attends at width {attn_dim} with {head_dim}-wide heads and "
                            f"outputs {out_dim}; MViTv2's layout attends at its output width")
-    query_stride = 2 if prefix + "project.weight" in tensors else 1
-    return attn_dim // head_dim, in_dim, out_dim, query_stride, key_stride
+    return (attn_dim // head_dim, in_dim, out_dim, *strides)
 
 
 def read_fields(tensors: dict[str, torch.Tensor], what: str) -> tuple[dict, dict]:
@@ -72,7 +72,7 @@ def read_fields(tensors: dict[str, torch.Tensor], what: str) -> tuple[dict, dict
     for index in range(count):
         query_stride = 2 if f"blocks.{index}.project.weight" in tensors else 1
         key_stride = max(1, key_stride // query_stride)
-        blocks.append(_block(tensors, index, key_stride, what))
+        blocks.append(_block(tensors, index, (query_stride, key_stride), what))
     steps = (tensors["blocks.0.attn.rel_pos_t"].shape[0] + 1) // 2
     side = (tensors["blocks.0.attn.rel_pos_h"].shape[0] + 1) // 2
     fields = {"backbone": "mvit", "num_classes": int(tensors["head.1.weight"].shape[0]),
