@@ -187,7 +187,8 @@ def test_mvit_v2_s_logits_and_attention(tmp_path):
     model = peer.build_mvit()
     checkpoint = imported(tmp_path, model)
     arch, config = checkpoint.config.model_config(), checkpoint.config
-    assert (arch.backbone, arch.num_frames, arch.num_classes, arch.mvit_blocks) == ("mvit", 16, 400, V2_S_BLOCKS)
+    assert (arch.backbone, arch.num_frames, arch.num_classes, arch.mvit_blocks) == ("mvit", 16, 400, None)
+    assert [len(block.attn.rel_pos_t) for block in checkpoint.model.backbone.blocks] == [15] * len(V2_S_BLOCKS)
     assert config.model_name == "torchvision mvit_v2_s" and "mvit_strides" not in config.provenance["assumed"]
     assert config.class_names == list(peer.video_models("mvit").MViT_V2_S_Weights.KINETICS400_V1.meta["categories"])
     assert (config.input_size, config.resize_shorter, config.resize_to, config.mean) == (224, 256, None, [0.45] * 3)

@@ -37,8 +37,8 @@ SIZES = {"input_size": 224, "resize_shorter": 256, "crop_rounding": "round"}
 
 
 def display_name(label: str, fields: dict) -> str:
-    v2_s = tuple(map(tuple, fields["mvit_blocks"])) == V2_S_BLOCKS
-    return f"{label} mvit_v2_s" if v2_s else f"{label} mvit ({len(fields['mvit_blocks'])} blocks)"
+    blocks = fields["mvit_blocks"]
+    return f"{label} mvit_v2_s" if blocks is None else f"{label} mvit ({len(blocks)} blocks)"
 
 
 def is_mvit(tensors: dict[str, torch.Tensor]) -> bool:
@@ -75,9 +75,11 @@ def read_fields(tensors: dict[str, torch.Tensor], what: str) -> tuple[dict, dict
         blocks.append(_block(tensors, index, (query_stride, key_stride), what))
     steps = (tensors["blocks.0.attn.rel_pos_t"].shape[0] + 1) // 2
     side = (tensors["blocks.0.attn.rel_pos_h"].shape[0] + 1) // 2
+    v2_s = tuple(blocks) == V2_S_BLOCKS
     fields = {"backbone": "mvit", "num_classes": int(tensors["head.1.weight"].shape[0]),
-              "mvit_blocks": tuple(blocks), "mvit_trained_size": (steps * PATCH_STRIDE[0], side * PATCH_STRIDE[1])}
-    assumed = {} if tuple(blocks) == V2_S_BLOCKS else {
+              "mvit_blocks": None if v2_s else tuple(blocks),      # None: mvit_v2_s's own table
+              "mvit_trained_size": (steps * PATCH_STRIDE[0], side * PATCH_STRIDE[1])}
+    assumed = {} if v2_s else {
         "mvit_strides": "query stride 2 where the width changes, key strides 8 / the query strides so far "
                         "(MViTv2's adaptive rule; a state dict does not hold strides)"}
     return fields, assumed

@@ -99,9 +99,9 @@ class VideoNetConfig:
     tsf_eps: Annotated[float, Field(gt=0, le=1)] = 1e-6
     tsf_qkv_bias: bool = True
     video_resnet: str = "r3d_18"     # video_resnet only: one of models/video_resnet.ARCHITECTURES
-    # MViT only (models/mvit.py): its blocks (mvit_v2_s's by default) and the (frames, side) its
+    # MViT only (models/mvit.py): its blocks (None: mvit_v2_s's 16) and the (frames, side) its
     # relative-position tables are sized for.
-    mvit_blocks: Annotated[tuple[MViTBlock, ...], Field(min_length=1, max_length=64)] = V2_S_BLOCKS
+    mvit_blocks: Annotated[tuple[MViTBlock, ...], Field(min_length=1, max_length=64)] | None = None
     mvit_trained_size: tuple[Annotated[int, Field(ge=2, le=256)], Annotated[int, Field(ge=16, le=2048)]] = MVIT_TRAINED_SIZE
 
     def __post_init__(self) -> None:
@@ -201,7 +201,7 @@ def _make_backbone(config: VideoNetConfig) -> nn.Module:
     if config.backbone == "s3d":
         return S3D(config.num_frames)
     if config.backbone == "mvit":
-        return MViT(config.num_frames, config.mvit_blocks, config.mvit_trained_size)
+        return MViT(config.num_frames, config.mvit_blocks or V2_S_BLOCKS, config.mvit_trained_size)
     if config.backbone == "timesformer":
         return TimeSformer(
             config.num_frames, config.input_size, config.tsf_patch_size, config.tsf_hidden_size, config.tsf_layers,
