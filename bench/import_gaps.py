@@ -3,7 +3,8 @@ and torchvision in .venv/peers, see the Makefile):
 
     .venv/bin/python bench/import_gaps.py
 
-Prints max |ours - peer| / max |peer| of the logits (the tests bound it by 1e-4) and TimeSformer's attention gaps.
+Prints max |ours - peer| / max |peer| of the logits (the tests bound it by 1e-4) and TimeSformer's and MViT's
+attention gaps (MViT: torchvision's softmax recomputed from its own modules, every block and head).
 """
 import sys
 import tempfile
@@ -53,3 +54,10 @@ for name in ("mc3_18", "r3d_18", "r2plus1d_18"):
 m = tvp.build("s3d"); src = Path(out) / "s3d.pth"; torch.save(m.state_dict(), src)   # its head pool needs 2×7×7
 ck = load_checkpoint(import_checkpoint("torchvision", src, Path(out) / "s3d", frames=16)); x = g((1, 3, 16, 224, 256))
 with torch.no_grad(): print(f"torchvision s3d 16x224x256: gap {logit_gap(ck.model(x), m(x)):.2e}")
+from tests.test_importers_mvit import their_attention
+m = tvp.build_mvit(); src = Path(out) / "mvit_v2_s.pth"; torch.save(m.state_dict(), src)   # runs only at 16×224²
+ck = load_checkpoint(import_checkpoint("torchvision", src, Path(out) / "mvit")); x = g((1, 3, 16, 224, 224))
+cap, theirs = capture(ck.model, x), their_attention(m, x)
+with torch.no_grad(): print(f"torchvision mvit_v2_s 16x224x224: gap {logit_gap(cap.logits, m(x)):.2e}")
+gaps = {n: (cap.records[n].rows.weights - w.flatten(0, 1)).abs().max().item() for n, w in theirs.items()}
+print(f"  attention rows of all 16 blocks and heads: max |ours - torchvision| {max(gaps.values()):.2e}")

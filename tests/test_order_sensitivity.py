@@ -34,6 +34,10 @@ MODELS = {
     "timesformer": (lambda: VideoNet(VideoNetConfig(
         backbone="timesformer", num_frames=4, input_size=32, tsf_patch_size=8, tsf_hidden_size=32, tsf_layers=2,
         tsf_heads=4, tsf_mlp_size=64, num_classes=5, dropout=0.0)), (4, 32, 32)),
+    # MViTv2 with mvit_v2_s's switches, three small blocks (its relative-position tables start at zero).
+    "mvit": (lambda: VideoNet(VideoNetConfig(
+        backbone="mvit", num_frames=8, num_classes=5, dropout=0.0, mvit_trained_size=(8, 64),
+        mvit_blocks=((1, 16, 16, 1, 8), (2, 16, 32, 2, 4), (2, 32, 32, 1, 4)))), (8, 64, 64)),
 }
 
 

@@ -56,17 +56,22 @@ def test_compare_a_timesformer_beside_a_gta(data_root, tmp_path):  # noqa: F811
     np.testing.assert_allclose(per_class.sum(axis=1), 1.0, atol=1e-5)
 
 
+def export_html(first: Path, second: Path, folder: Path) -> str:
+    """`export` of two checkpoints on one short video (attributions, block knockouts): its figures.html."""
+    videos = folder / "videos"
+    videos.mkdir()
+    write_video(videos / "clip.mp4", frames=12, size=(56, 72), seed=0)
+    run = run_cli("export", str(first), str(second), str(videos), "--out", str(folder / "out"), "--ig-steps", "2",
+                  "--internal-batch-size", "2", "--knockout", "blocks", "--no-progress",
+                  "--browser", str(folder / "no-chromium-here"))
+    assert run.returncode == 0, run.stderr[-3000:]
+    return (folder / "out" / "clip" / "figures.html").read_text(encoding="utf-8")
+
+
 def test_export_a_timesformer_beside_a_gta(data_root, tmp_path):  # noqa: F811
     names = SSv2Dataset(data_root, "validation", ClipSpec(4, 28, 32)).class_names
     gta = make_checkpoint(tmp_path / "gta", data_root, "demo_r2d18_gta")
     tsf = timesformer_checkpoint(tmp_path / "tsf", names)
-    videos = tmp_path / "videos"
-    videos.mkdir()
-    write_video(videos / "clip.mp4", frames=12, size=(56, 72), seed=0)
-    run = run_cli("export", str(tsf), str(gta), str(videos), "--out", str(tmp_path / "out"), "--ig-steps", "2",
-                  "--internal-batch-size", "2", "--knockout", "blocks", "--no-progress",
-                  "--browser", str(tmp_path / "no-chromium-here"))
-    assert run.returncode == 0, run.stderr[-3000:]
-    html = (tmp_path / "out" / "clip" / "figures.html").read_text(encoding="utf-8")
+    html = export_html(tsf, gta, tmp_path)
     assert "layer.1: spatial, frame 2" in html and "layer.1: temporal weights of frame 2" in html
     assert "res3.1: spatial, frame 2" in html

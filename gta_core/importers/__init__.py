@@ -4,7 +4,7 @@
         [--sampling dense --clip-len 32 --frame-interval 2 --num-clips 10 --crop three --crop-size 256]
     python -m gta_core import tsm SRC.pth --out DIR ...
     python -m gta_core import hf-timesformer FOLDER --out DIR ...   (config.json + model.safetensors)
-    python -m gta_core import torchvision r3d_18.pth --out DIR ...   (also mc3_18, r2plus1d_18, s3d)
+    python -m gta_core import torchvision r3d_18.pth --out DIR ...   (also mc3_18, r2plus1d_18, s3d, mvit_v2_s)
 
 MMAction2 covers TSN / TSM (+NL), I3D (+NL), SlowFast-R50 and SlowOnly-R50.
 
@@ -31,6 +31,7 @@ from ..hashing import file_sha256
 from ..models import VideoNet, VideoNetConfig
 from ..models.video_net import FRAMES_PER_STEP
 from . import hf_timesformer, mmaction2, torchvision_video, tsm
+from . import mvit as torchvision_mvit
 from .mapping import MappingError, fill, rename
 from .pipeline import read_pipeline
 from .resnet import CANONICAL_TO_OURS
@@ -66,6 +67,8 @@ def _display_name(label: str, fields: dict) -> str:
         return f"{label} {fields['video_resnet']}"
     if fields.get("backbone") == "s3d":
         return f"{label} s3d"
+    if fields.get("backbone") == "mvit":
+        return torchvision_mvit.display_name(label, fields)
     family = {"i3d": "I3D", "slowfast": slowfast}.get(fields.get("backbone", "r2d"), "TSM" if fields.get("tsm") else "TSN")
     return f"{label} {family}-R{fields['depth']}" + ("-NL" if fields["block"] == "nl" else "")
 
@@ -81,8 +84,8 @@ def _clip_length(fields: dict, frames: int | None, trained_frames: int | None, w
         step = 1 if fields["video_resnet"] == "mc3_18" else 8
     if length % step:
         origin = "--frames" if frames else "the source's clip length"
-        steps = {"slowfast": "the Slow pathway's", "video_resnet": "layer4's", "s3d": "S3D's last Inception block"}.get(
-            backbone, "the I3D's res3-res5")
+        steps = {"slowfast": "the Slow pathway's", "video_resnet": "layer4's", "s3d": "S3D's last Inception block",
+                 "mvit": "MViT's patch embedding"}.get(backbone, "the I3D's res3-res5")
         raise ImportFailure(
             f"{what}: {origin} {length} is not divisible by {step} "
             f"(each time step of {steps} stands for {step} frames)"

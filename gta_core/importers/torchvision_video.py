@@ -1,7 +1,9 @@
-"""torchvision's video CNNs (`r3d_18`, `mc3_18`, `r2plus1d_18`, `s3d` state dicts) into our `video_resnet` / `s3d` backbones.
+"""torchvision's video models (`r3d_18`, `mc3_18`, `r2plus1d_18`, `s3d`, `mvit_v2_s` state dicts) into our
+`video_resnet` / `s3d` / `mvit` backbones.
 
     python -m gta_core import torchvision r3d_18-b3b3357e.pth --out DIR
     python -m gta_core import torchvision s3d-d76dad2f.pth --out DIR
+    python -m gta_core import torchvision mvit_v2_s-ae3be167.pth --out DIR
 
 Our layouts use torchvision's module names (models/video_resnet.py,
 models/s3d.py), so the rename only adds `backbone.` and makes the classifier
@@ -20,6 +22,12 @@ exactly 128×171 and crop 112, S3D to 256×256 and crops 224 (`resize_to`: the
 aspect is not kept), bilinearly without antialiasing (cv2's INTER_LINEAR),
 and its centre crop rounds an odd margin (`crop_rounding` "round"). The enums' `_docs` give the clip
 length they were measured at: 16 frames for the ResNets, 128 for S3D.
+
+MViT (`mvit.py` here) is recognised by `conv_proj` and `blocks.0.attn.rel_pos_t`
+(MViTv2's relative positions; v1 has none and is refused). Its enum,
+`MViT_V2_S_Weights.KINETICS400_V1`, has its own transform (mean and std
+(0.45, 0.45, 0.45) / (0.225, 0.225, 0.225), a resize of the shorter side to
+256 keeping the aspect, a 224 centre crop) and "clip_len=16".
 """
 from __future__ import annotations
 
@@ -29,6 +37,7 @@ from pathlib import Path
 
 import torch
 
+from . import mvit
 from .mapping import MappingError, Rule
 
 LABEL = "torchvision"
@@ -41,6 +50,7 @@ TO_OURS = {
         Rule(r"(?P<key>features\..+)", "backbone.{key}"),
         Rule(r"classifier\.1\.(?P<param>weight|bias)", "head.{param}"),
     ],
+    "mvit": mvit.TO_OURS,
 }
 CATEGORIES = Path(__file__).with_name("kinetics400_torchvision.txt")
 # VideoClassification's default mean and std, which every KINETICS400_V1 enum keeps.
@@ -49,8 +59,9 @@ PREPROCESSING = {"mean": [0.43216, 0.394666, 0.37645], "std": [0.22803, 0.22145,
 # for S3D. resize_size is (H, W) exactly, the aspect not kept: resize_to; resize_shorter only says its shorter side.
 # Its center_crop rounds an odd margin half to even (171 - 112 = 59: left 30, where MMAction2's floor gives 29).
 SIZES = {"video_resnet": {"input_size": 112, "resize_shorter": 128, "resize_to": [128, 171], "crop_rounding": "round"},
-         "s3d": {"input_size": 224, "resize_shorter": 256, "resize_to": [256, 256], "crop_rounding": "round"}}
-CLIP_LEN = {"video_resnet": 16, "s3d": 128}         # "clip_len=16" / "clip_len=128" in the enums' _docs
+         "s3d": {"input_size": 224, "resize_shorter": 256, "resize_to": [256, 256], "crop_rounding": "round"},
+         "mvit": mvit.SIZES}
+CLIP_LEN = {"video_resnet": 16, "s3d": 128, "mvit": 16}   # "clip_len=…" in the enums' _docs
 RESIZE = ("bilinear", " (torchvision's VideoClassification resizes bilinearly)")
 S3D_WIDTH = 1024                                    # channels of S3D's last Inception block
 
@@ -90,11 +101,16 @@ def _s3d(tensors: dict[str, torch.Tensor], what: str) -> dict:
 def own_layout(tensors: dict[str, torch.Tensor], info: dict, file_name: str) -> dict:
     what = f"{file_name} (torchvision)"
     tensors = {k.removeprefix("module."): v for k, v in tensors.items()}
-    is_s3d = any(k.startswith("features.") for k in tensors)
-    fields = _s3d(tensors, what) if is_s3d else _video_resnet(tensors, what)
+    assumed = {}
+    if mvit.is_mvit(tensors):
+        fields, assumed = mvit.read_fields(tensors, what)
+    elif any(k.startswith("features.") for k in tensors):
+        fields = _s3d(tensors, what)
+    else:
+        fields = _video_resnet(tensors, what)
     fields.update({"depth": 50, "block": "none", "dropout": 0.0})
     frames = CLIP_LEN[fields["backbone"]]
-    assumed = {"clip_len": f"{frames} (torchvision's KINETICS400_V1 enums; a state dict does not say)"}
+    assumed["clip_len"] = f"{frames} (torchvision's KINETICS400_V1 enums; a state dict does not say)"
     return {"fields": fields, "tensors": tensors, "rules": TO_OURS[fields["backbone"]], "assumed": assumed,
             "trained_frames": frames}
 
@@ -106,8 +122,8 @@ def class_names(num_classes: int) -> list[str] | None:
 
 
 def pop_preprocessor(tensors: dict[str, torch.Tensor]) -> dict:
-    """mean/std of the enums' transform (a state dict holds none)."""
-    return dict(PREPROCESSING)
+    """mean/std of the enums' transform (a state dict holds none); MViT's enum has its own."""
+    return dict(mvit.PREPROCESSING if mvit.is_mvit(tensors) else PREPROCESSING)
 
 
 def published_pipeline(fields: dict) -> dict:

@@ -228,7 +228,7 @@ def grad_cam(model: VideoNet, clip: torch.Tensor, target: int | None = None, lay
     batch = _as_batch(private, clip)
     logits = _logits(private, batch)
     target = _target(logits, target)
-    if private.config.backbone == "timesformer":
+    if private.config.backbone in ("timesformer", "mvit"):
         maps = _token_grad_cam(private, batch, target)
         return Attribution("grad_cam", target, float(logits[0, target]), _numpy(maps), _numpy(maps.sum(dim=(1, 2))))
     layer = layer or _last_stage(private)
@@ -249,19 +249,21 @@ def grad_cam(model: VideoNet, clip: torch.Tensor, target: int | None = None, lay
 
 
 def _token_grad_cam(model: VideoNet, batch: torch.Tensor, target: int) -> torch.Tensor:
-    """TimeSformer: Grad-CAM on the patch tokens entering the last layer, (T, h, w) before the ReLU.
+    """TimeSformer and MViT: Grad-CAM on the patch tokens entering the last layer, (T, h, w) before the ReLU.
 
     (The classifier reads only the CLS token, so the last layer's own patch
-    outputs have no gradient; its input patches reach the CLS through its SA.)
+    outputs have no gradient; its input patches reach the CLS through its attention.)
     Channel weights are the target logit's gradient averaged over all patch
     tokens of the clip; a token's map value is its features weighted by them.
+    MViT's tokens (CLS first, then T'·h·w) are steps of 2 frames: each step's map is spread over its frames.
     """
-    last, seen = model.backbone.layers[-1], {}
+    mvit = model.config.backbone == "mvit"
+    last, seen = (model.backbone.blocks if mvit else model.backbone.layers)[-1], {}
 
     def keep(module, args):
-        patches = args[1]                                    # (1, T, h·w, C)
-        patches.retain_grad()
-        seen.update(patches=patches, grid=args[2])
+        tokens = args[0] if mvit else args[1]               # MViT (1, 1 + T'·h·w, C); TimeSformer (1, T, h·w, C)
+        tokens.retain_grad()
+        seen.update(tokens=tokens, grid=args[1] if mvit else args[2])
 
     handle = last.register_forward_pre_hook(keep)
     try:
@@ -269,9 +271,14 @@ def _token_grad_cam(model: VideoNet, batch: torch.Tensor, target: int) -> torch.
             model(batch.clone().requires_grad_(True))[0, target].backward()
     finally:
         handle.remove()
-    patches = seen["patches"]
-    weights = patches.grad.mean(dim=(1, 2), keepdim=True)    # (1, 1, 1, C)
-    maps = (patches * weights).sum(dim=-1)[0].detach()        # (T, h·w)
+    tokens, gradient = seen["tokens"], seen["tokens"].grad
+    if mvit:
+        tokens, gradient = tokens[:, 1:], gradient[:, 1:]
+    weights = gradient.mean(dim=tuple(range(1, gradient.dim() - 1)), keepdim=True)     # (1, ..., C)
+    maps = (tokens * weights).sum(dim=-1)[0].detach()
+    if mvit:
+        steps, height, width = seen["grid"]
+        return _spread_over_frames(maps.reshape(steps, height, width), model.time_spans("blocks.0"))
     return rearrange(maps, "t (h w) -> t h w", h=seen["grid"][0])
 
 
@@ -422,6 +429,9 @@ def order_sensitivity(config: VideoNetConfig) -> tuple[bool, str]:
         return True, f"its {kernels} temporal convolutions see frame order"
     if config.backbone == "timesformer":
         return True, "a learned time embedding is added to each frame's patches"
+    if config.backbone == "mvit":
+        return True, ("its 3×7×7 patch embedding, 3×3×3 query / key pooling and relative time positions in "
+                      "every layer see frame order")
     if config.backbone == "s3d":
         return True, "its 7×1×1 and 3×1×1 temporal convolutions, 3×3×3 max-pools and temporal strides see frame order"
     if config.tsm:

@@ -20,6 +20,7 @@ from .resnet2d import DEPTHS, ResNet2D
 from .resnet3d import I3D_INFLATE, ResNet3D
 from .s3d import S3D, TIME_STRIDE as S3D_TIME_STRIDE
 from .slowfast import ALPHA, FUSION_KERNEL, SLOW_SAMPLINGS, SlowFast
+from .mvit import TIME_STRIDE as MVIT_TIME_STRIDE, TRAINED_SIZE as MVIT_TRAINED_SIZE, V2_S_BLOCKS, MViT
 from .timesformer import TimeSformer
 from .video_resnet import ARCHITECTURES as VIDEO_RESNETS, VideoResNet
 
@@ -29,16 +30,21 @@ BLOCK_KINDS = ("none", *BLOCK_BUILDERS)
 # slowfast: PySlowFast's SlowFast-R50 (the paper's 3D backbone).
 # timesformer: HF transformers' TimeSformer (divided space-time attention in every layer; imported only).
 # video_resnet: torchvision's r3d_18 / mc3_18 / r2plus1d_18; s3d: torchvision's S3D (both imported only).
-BACKBONES = ("r2d", "i3d", "slowfast", "timesformer", "video_resnet", "s3d")
-IMPORTED_AS_IS = ("timesformer", "video_resnet", "s3d")     # no inserted blocks
+# mvit: torchvision's MViTv2 (mvit_v2_s; pooled space-time attention in every layer; imported only).
+BACKBONES = ("r2d", "i3d", "slowfast", "timesformer", "video_resnet", "s3d", "mvit")
+IMPORTED_AS_IS = ("timesformer", "video_resnet", "s3d", "mvit")     # no inserted blocks
 # Input frames per time step of the 3D backbones' res3/res4 (where blocks sit): the clip length must divide.
 # SlowFast: the config's slowfast_alpha (`frames_per_step`). S3D (no blocks): its last map, Grad-CAM's layer.
-FRAMES_PER_STEP = {"i3d": 8, "slowfast": ALPHA, "s3d": S3D_TIME_STRIDE}
+FRAMES_PER_STEP = {"i3d": 8, "slowfast": ALPHA, "s3d": S3D_TIME_STRIDE, "mvit": MVIT_TIME_STRIDE}
 # Bounds a config read from a file must meet (checked by gta_core.schema through pydantic): wide
 # enough for every published model, narrow enough that a 1 KB config cannot ask for gigabytes.
 Stage = Literal["res2", "res3", "res4", "res5"]
 BlockIndex = Annotated[int, Field(ge=0, le=63)]
 SLOWFAST_POOLS = ("ceil", "floor")
+Width = Annotated[int, Field(ge=1, le=4096)]
+# One MViT block: (heads, in width, out width, spatial query stride, spatial key stride).
+MViTBlock = tuple[Annotated[int, Field(ge=1, le=64)], Width, Width, Annotated[int, Field(ge=1, le=8)],
+                  Annotated[int, Field(ge=1, le=32)]]
 
 
 @dataclass(frozen=True)
@@ -93,6 +99,10 @@ class VideoNetConfig:
     tsf_eps: Annotated[float, Field(gt=0, le=1)] = 1e-6
     tsf_qkv_bias: bool = True
     video_resnet: str = "r3d_18"     # video_resnet only: one of models/video_resnet.ARCHITECTURES
+    # MViT only (models/mvit.py): its blocks (None: mvit_v2_s's 16) and the (frames, side) its
+    # relative-position tables are sized for.
+    mvit_blocks: Annotated[tuple[MViTBlock, ...], Field(min_length=1, max_length=64)] | None = None
+    mvit_trained_size: tuple[Annotated[int, Field(ge=2, le=256)], Annotated[int, Field(ge=16, le=2048)]] = MVIT_TRAINED_SIZE
 
     def __post_init__(self) -> None:
         if self.block != "none" and self.block not in BLOCK_BUILDERS:
@@ -190,6 +200,8 @@ def _make_backbone(config: VideoNetConfig) -> nn.Module:
         return VideoResNet(config.video_resnet, config.num_frames)
     if config.backbone == "s3d":
         return S3D(config.num_frames)
+    if config.backbone == "mvit":
+        return MViT(config.num_frames, config.mvit_blocks or V2_S_BLOCKS, config.mvit_trained_size)
     if config.backbone == "timesformer":
         return TimeSformer(
             config.num_frames, config.input_size, config.tsf_patch_size, config.tsf_hidden_size, config.tsf_layers,

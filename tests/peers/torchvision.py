@@ -7,7 +7,7 @@ its package `__init__` registers the C ops. The model code needs none of
 them. `make` installs the wheel with `--no-deps --target $(VENV)/peers/torchvision`
 (off sys.path, so nothing else imports it); here an empty package object
 stands in for `torchvision/__init__.py` and the pure-Python modules
-(models/video/resnet.py and s3d.py, their weight enums and transforms) import from
+(models/video/resnet.py, s3d.py and mvit.py, their weight enums and transforms) import from
 that folder unchanged; the stand-in is taken out of sys.modules again after each import.
 """
 from __future__ import annotations
@@ -58,7 +58,7 @@ def _off_path(name: str) -> types.ModuleType:
 
 
 def video_models(module: str = "resnet"):
-    """torchvision.models.video.`module` (resnet, s3d) from the peers folder."""
+    """torchvision.models.video.`module` (resnet, s3d, mvit) from the peers folder."""
     return _off_path(f"torchvision.models.video.{module}")
 
 
@@ -78,4 +78,30 @@ def build(name: str, num_classes: int = 400):
         head.bias.copy_(torch.randn(head.bias.shape, generator=generator) * 0.1)
     clip = CALIBRATION.get(name, (2, 3, 8, 32, 48))
     calibrate_norms(model, torch.randn(clip, generator=torch.Generator().manual_seed(2)))
+    return model.eval()
+
+
+def build_mvit(blocks=None, size: tuple[int, int] = (16, 224), num_classes: int = 400):
+    """torchvision's mvit_v2_s (`blocks` None), or its MViT class with mvit_v2_s's switches and a smaller table of
+    (heads, in, out, query stride, key stride) blocks at `size` (frames, side), with random weights: its own
+    initialisation (Linear std 0.02), then every LayerNorm's affine, relative-position table and the CLS token
+    made random at unit-ish scale, so that the norms, the position bias and the CLS all move the logits."""
+    mvit = video_models("mvit")
+    torch.manual_seed(0)
+    if blocks is None:
+        model = mvit.mvit_v2_s(num_classes=num_classes)
+    else:
+        settings = [mvit.MSBlockConfig(heads, width_in, width_out, [3, 3, 3], [3, 3, 3], [1, q, q], [1, kv, kv])
+                    for heads, width_in, width_out, q, kv in blocks]
+        model = mvit.MViT(spatial_size=(size[1], size[1]), temporal_size=size[0], block_setting=settings,
+                          residual_pool=True, residual_with_cls_embed=False, rel_pos_embed=True, proj_after_attn=True,
+                          num_classes=num_classes)
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, value in model.named_parameters():
+            if isinstance(model.get_submodule(name.rpartition(".")[0]), torch.nn.LayerNorm):
+                value.copy_(torch.rand(value.shape, generator=generator) + 0.5 if name.endswith("weight")
+                            else torch.randn(value.shape, generator=generator) * 0.1)
+            elif "rel_pos" in name or "class_token" in name:
+                value.copy_(torch.randn(value.shape, generator=generator) * 0.5)
     return model.eval()
