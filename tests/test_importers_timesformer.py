@@ -118,6 +118,25 @@ def test_captured_sa_and_ta_rows_equal_transformers(imported, dense):
     torch.testing.assert_close(sums, torch.ones_like(sums), atol=1e-5, rtol=0)
 
 
+
+def test_sa_query_dependence_reads_every_patch_querys_whole_row_as_transformers(imported):
+    """The score's SA rows: each patch query of a frame (none dropped) over the CLS key and the patches, which
+    are HF's own rows (distributions); the score is the one computed from them."""
+    from gta_core.query_dependence import block_scores, js_bits
+
+    model, checkpoint = imported
+    inputs = clip(48, seed=3)
+    hf_spatial = hf_attentions(model, inputs)[1][1]
+    hf_rows = rearrange(hf_spatial, "(b t) n q k -> b t n q k", t=FRAMES).mean(dim=2)[:, :, 1:].double()
+    record = capture(checkpoint.model, inputs).records["layer.1"]
+    problems = record.query_dependence(batch=1)["SA"].problems
+    assert [p.num_queries for p in problems] == [6 * 4] * FRAMES
+    for t, problem in enumerate(problems):
+        torch.testing.assert_close(problem.rows(torch.arange(24)).double(), hf_rows[1, t], atol=1e-5, rtol=0)
+    by_hand = sum(float(js_bits(rows, rows.mean(0)).sum()) for rows in hf_rows[1]) / (FRAMES * 24)
+    assert block_scores(record, batch=1)["SA"].js == pytest.approx(by_hand, abs=1e-5)
+    assert by_hand > 0.02                          # 0.030: rows that differ, not a trivial comparison
+
 def test_timesformer_config_classes_and_views(imported):
     _, checkpoint = imported
     config, arch = checkpoint.config, checkpoint.config.model_config()

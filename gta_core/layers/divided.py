@@ -45,7 +45,7 @@ import torch
 from einops import rearrange, reduce
 from torch import nn
 
-from .attention_maps import FrameSpans, Recorder, SoftmaxRows, SpatialMaps, TemporalMaps
+from .attention_maps import DependencePart, FrameSpans, Problem, Recorder, SoftmaxRows, SpatialMaps, TemporalMaps
 from .common import AttentionSoftmax, attend
 from .self_attention import DecoupledRecord
 from .protocol import AttentionBlock
@@ -79,10 +79,15 @@ class HeadMeanRows:
     heads: int
     skip: int = 0
 
-    def row(self, n: int, index: int) -> torch.Tensor:
-        """(S − skip,) float32: the heads' mean weights of query `index` (counted after the skipped tokens)."""
+    def whole_row(self, n: int, index: int | torch.Tensor) -> torch.Tensor:
+        """(S,) or (Q, S) float32: the heads' mean weights of query `index` (one, or a tensor of them, counted
+        after the skipped tokens) over every key, the skipped ones included: a distribution."""
         per_head = [self.rows.row(n * self.heads + h, index + self.skip) for h in range(self.heads)]
-        return torch.stack(per_head).mean(dim=0)[self.skip:]
+        return torch.stack(per_head).mean(dim=0)
+
+    def row(self, n: int, index: int | torch.Tensor) -> torch.Tensor:
+        """(S − skip,) or (Q, S − skip) float32: `whole_row` without the skipped keys (the key axis is the last)."""
+        return self.whole_row(n, index)[..., self.skip:]
 
     @property
     def weights(self) -> torch.Tensor:
@@ -116,6 +121,15 @@ class DividedRecord(DecoupledRecord):
     @property
     def swappable(self) -> bool:
         return False          # TA and SA share no projections to swap (Fig. 7 is DNL's)
+
+    def query_dependence(self, batch: int = 0) -> dict[str, DependencePart]:
+        """As a DNL block's, but SA's rows are whole: over the CLS key and the patches, so each is a
+        distribution (the maps show the patch part, which sums to 1 minus the CLS key's weight)."""
+        parts = super().query_dependence(batch)
+        spatial, first = self.spatial, batch * self.spatial.num_steps
+        parts["SA"] = DependencePart([Problem(lambda index, n=first + t: spatial.rows.whole_row(n, index),
+                                              spatial.grid[0] * spatial.grid[1]) for t in range(spatial.num_steps)])
+        return parts
 
     def temporal_matrices(self, batch: int = 0) -> dict[str, torch.Tensor]:
         return {"TA mean over patches and heads": self.temporal.mean_matrix(batch)}
