@@ -6,6 +6,7 @@ and torchvision in .venv/peers, see the Makefile):
 Prints max |ours - peer| / max |peer| of the logits (the tests bound it by 1e-4) and TimeSformer's and MViT's
 attention gaps (MViT: torchvision's softmax recomputed from its own modules, every block and head).
 """
+import logging
 import sys
 import tempfile
 from pathlib import Path
@@ -20,9 +21,12 @@ from tests.helpers import logit_gap
 from tests.peers import mmaction as peer
 from tests import test_importers_timesformer as tt
 from tests.test_importers_slowfast import config_text
+from mmengine.logging import MMLogger
 from safetensors.torch import save_file
 from tests.peers import torchvision as tvp
 torch.set_num_threads(1)
+# mmengine logs every parameter's init at INFO (thousands of lines per model): only the gaps are printed.
+MMLogger.get_current_instance().setLevel(logging.WARNING)
 out = tempfile.mkdtemp()
 g = lambda s: torch.randn(*s, generator=torch.Generator().manual_seed(4))
 for recipe, sw in peer.SLOWFAST_RECIPES.items():
