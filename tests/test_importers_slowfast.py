@@ -100,6 +100,29 @@ def test_the_slowfast_recipe_switches_move_the_logits(slowfast):
         assert logit_gap(variant.eval()(inputs), theirs) > 10 * RELATIVE_TOLERANCE
 
 
+
+def test_non_local_blocks_in_the_slow_pathway_are_read_off_the_keys(tmp_path):
+    """mmcv's NonLocal3d in the Slow pathway, after residual blocks 0 and 2 of res3 and 0, 2, 4 of res4 (ours
+    defaults to 1, 3 / 1, 3, 5): positions and variant off the keys, logits on an odd 7×9 res4 grid."""
+    model = peer.slowfast_r50(num_classes=5, base_channels=BASE, alpha=4, fusion_kernel=7, non_local=peer.NL_POSITIONS)
+    source = tmp_path / FILES["8x8x1"]
+    peer.save_as_published(model, str(source), config_text(4, 7))
+    assert cli_main(["import", "mmaction2", str(source), "--out", str(tmp_path / "ours")]) == 0
+    checkpoint = load_checkpoint(tmp_path / "ours")
+    arch = checkpoint.config.model_config()
+    positions = tuple((stage, tuple(indices)) for stage, indices in arch.block_positions)
+    assert (arch.block, positions) == ("nl", (("res3", (0, 2)), ("res4", (0, 2, 4))))
+    assert (arch.nl_pool, arch.nl_pool_ceil, arch.nl_scale, arch.nl_mode) == ("after", False, False, "embedded_gaussian")
+    inputs = clip(FRAMES, 112, 144, seed=6)
+    with torch.no_grad():
+        assert_same_logits(checkpoint.model(inputs), peer.logits_3d(model, inputs))
+        without = VideoNet(dataclasses.replace(arch, block="none"))
+        without.load_state_dict({k: v for k, v in checkpoint.model.state_dict().items() if ".attention." not in k})
+        assert logit_gap(without.eval()(inputs), peer.logits_3d(model, inputs)) > 10 * RELATIVE_TOLERANCE
+    record = capture(checkpoint.model, inputs[:1]).records["slow.res4.2"]
+    assert (record.grid, record.key_grid) == ((7, 9), (3, 4))          # floor pooling, as mmcv's MaxPool3d
+    assert record.row(t=1, y=6, x=8).sum().item() == pytest.approx(1.0, abs=1e-5)
+
 def test_fusion_kernel_is_read_off_the_weights_and_alpha_off_the_file_name(tmp_path):
     """No config in the file: the lateral kernel (7) comes off the weights, α (4) off the recipe tag."""
     model = peer.slowfast_r50(num_classes=7, base_channels=BASE, alpha=4, fusion_kernel=7)
@@ -141,3 +164,8 @@ def test_slowfast_differences_ours_cannot_represent_are_refused(tmp_path, capsys
     state["backbone.fast_path.conv1.conv.weight"] = state["backbone.fast_path.conv1.conv.weight"][:1]
     torch.save({"state_dict": state}, source)
     assert_import_refused(["mmaction2", str(source)], tmp_path / "out", "channel_ratio 16; ours is 8", capsys)
+    state = dict(model.state_dict())
+    state["backbone.fast_path.layer2.0.non_local_block.theta.conv.weight"] = torch.zeros(1, 1, 1, 1, 1)
+    torch.save({"state_dict": state}, source)
+    assert_import_refused(["mmaction2", str(source)], tmp_path / "out",
+                          "non-local blocks on the Fast pathway; ours sit on the Slow pathway only", capsys)

@@ -231,4 +231,8 @@ def own_layout(tensors: dict[str, torch.Tensor], info: dict, file_name: str) -> 
     if found is not None:
         alpha = found["fields"]["slowfast_alpha"]
         found.update(rules=slowfast.TO_OURS, trained_frames=slowfast.training_frames(found["kind"], text, file_name, alpha))
+        if found["fields"]["block"] == "nl":       # mmcv's NonLocal3d in the Slow pathway: as for I3D
+            mode, found["assumed"]["nl_mode"] = non_local_mode(text, file_name, found["fields"]["nl_mode"])
+            scaled = bool(re.search(r"use_scale\s*=\s*True", text)) and mode == "embedded_gaussian"
+            found["fields"].update(nl_mode=mode, nl_scale=scaled)
     return found

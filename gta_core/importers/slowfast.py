@@ -26,13 +26,19 @@ import re
 import torch
 
 from .mapping import MappingError, Rule
-from .resnet import _PARAM
+from .resnet import _PARAM, head_and_nl_fields
 
 _PATH = r"backbone\.(?P<path>slow|fast)_path"
 _UNIT = rf"{_PATH}\.layer(?P<layer>[1-4])\.(?P<index>\d+)"
 _OUR_UNIT = "backbone.{path}_res{stage}.{index}.residual"
 _LATERAL = r"backbone\.slow_path\.(?:conv1|layer(?P<layer>[1-3]))_lateral"
 _PLACED = r"backbone\.slow_path\.fuse_(?P<place>stem|res[2-4])_lateral"
+# mmcv's NonLocal3d inside a Slow pathway Bottleneck3d (ResNet3dPathway's `non_local` setting).
+_NL = r"backbone\.slow_path\.layer(?P<layer>[1-4])\.(?P<index>\d+)\.non_local_block"
+_OUR_NL = "backbone.slow_res{stage}.{index}.attention"
+# Its parts as the canonical names resnet.head_and_nl_fields reads (`layerX.Y.nl.theta`, `.nl.W.1`, ...).
+_NL_PARTS = {"theta.conv": "theta", "phi.conv": "phi", "phi.0.conv": "phi.0", "g.conv": "g", "g.0.conv": "g.0",
+             "conv_out.conv": "W.0", "conv_out.bn": "W.1"}
 
 TO_OURS = [
     Rule(rf"{_PATH}\.conv1\.conv\.weight", "backbone.{path}_stem.0.0.weight"),
@@ -45,6 +51,11 @@ TO_OURS = [
     # fuse_stem), layerN_lateral stage N (our fuse_res{N+1}).
     Rule(rf"{_PLACED}\.conv\.weight", "backbone.fuse_{place}.lateral.0.weight"),
     Rule(rf"{_PLACED}\.bn\.{_PARAM}", "backbone.fuse_{place}.lateral.1.{param}"),
+    Rule(rf"{_NL}\.theta\.conv\.{_PARAM}", _OUR_NL + ".query.{param}"),
+    Rule(rf"{_NL}\.phi(\.0)?\.conv\.{_PARAM}", _OUR_NL + ".key.{param}"),
+    Rule(rf"{_NL}\.g(\.0)?\.conv\.{_PARAM}", _OUR_NL + ".value.{param}"),
+    Rule(rf"{_NL}\.conv_out\.conv\.{_PARAM}", _OUR_NL + ".out.{param}"),
+    Rule(rf"{_NL}\.conv_out\.bn\.{_PARAM}", _OUR_NL + ".norm.{param}"),
     Rule(rf"cls_head\.fc_cls\.{_PARAM}", "head.{param}"),
 ]
 SLOW_STEM, FAST_STEM = "backbone.slow_path.conv1.conv.weight", "backbone.fast_path.conv1.conv.weight"
@@ -126,7 +137,22 @@ def layout(tensors: dict[str, torch.Tensor], config_text: str, file_name: str, b
     if "cls_head.fc_cls.weight" not in tensors:
         raise MappingError(f"{what}: no classifier found (expected cls_head.fc_cls)")
     fields["num_classes"] = int(tensors["cls_head.fc_cls.weight"].shape[0])
+    fields.update(_non_local_fields(tensors, what))
     return {"fields": fields, "tensors": tensors, "assumed": notes, "kind": found}
+
+
+def _non_local_fields(tensors: dict[str, torch.Tensor], what: str) -> dict:
+    """NL blocks of the Slow pathway: positions and variant, read as for I3D (resnet.head_and_nl_fields)."""
+    if any(re.match(r"backbone\.fast_path\.layer[1-4]\.\d+\.non_local_block\.", key) for key in tensors):
+        raise MappingError(f"{what}: non-local blocks on the Fast pathway; ours sit on the Slow pathway only")
+    canonical = {}
+    for key, value in tensors.items():
+        match = re.match(rf"{_NL}\.(?P<part>.+)\.(?P<param>[^.]+)$", key)
+        if match:        # an unknown part (mmcv's concatenation mode) keeps its name: head_and_nl_fields refuses it
+            part = _NL_PARTS.get(match["part"], match["part"])
+            canonical[f"layer{match['layer']}.{match['index']}.nl.{part}.{match['param']}"] = value
+    fields = head_and_nl_fields(canonical, what)
+    return {} if fields["block"] == "none" else fields
 
 
 def _slow_first_head(tensors: dict[str, torch.Tensor], fast_channels: int, what: str) -> dict[str, torch.Tensor]:

@@ -198,12 +198,15 @@ def save_as_published(model, path: str, config_text: str) -> None:
 SLOWFAST_RECIPES = {"4x16x1": dict(alpha=8, fusion_kernel=5), "8x8x1": dict(alpha=4, fusion_kernel=7)}
 
 
-def slowfast_r50(num_classes: int, alpha: int, fusion_kernel: int, base_channels: int = 64):
+def slowfast_r50(num_classes: int, alpha: int, fusion_kernel: int, base_channels: int = 64, non_local=None):
     """MMAction2's Recognizer3D with ResNet3dSlowFast and SlowFastHead; `base_channels` is the Slow pathway's
-    (the Fast pathway's is base_channels / channel_ratio 8, as 64 and 8 in the published config)."""
+    (the Fast pathway's is base_channels / channel_ratio 8, as 64 and 8 in the published config). `non_local`:
+    NonLocal3d positions in the Slow pathway (ResNet3d's `non_local`; MMAction2 publishes none)."""
     slow = dict(type="resnet3d", depth=50, pretrained=None, lateral=True, conv1_kernel=(1, 7, 7),
                 dilations=(1, 1, 1, 1), conv1_stride_t=1, pool1_stride_t=1, inflate=(0, 0, 1, 1), norm_eval=False,
                 fusion_kernel=fusion_kernel, base_channels=base_channels)
+    if non_local is not None:
+        slow.update(non_local=non_local, non_local_cfg=NL_CFG)
     fast = dict(type="resnet3d", depth=50, pretrained=None, lateral=False, base_channels=base_channels // 8,
                 conv1_kernel=(5, 7, 7), conv1_stride_t=1, pool1_stride_t=1, norm_eval=False)
     config = dict(
