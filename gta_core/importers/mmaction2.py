@@ -88,18 +88,20 @@ def settings(tensors: dict[str, torch.Tensor], info: dict, file_name: str, field
     shift_div = re.search(r"shift_div\s*=\s*(\d+)", text)
     if shift_div and int(shift_div[1]) != 8:
         raise ValueError(f"TSM shift_div={shift_div[1]} is not supported (ours shifts 1/8 of the channels each way)")
-    notes, extra = {}, {}
+    notes, extra = {}, {"nl_scale": False}
     if fields["block"] == "nl":
-        mode, notes["nl_mode"] = non_local_mode(text, file_name, fields["nl_mode"])
-        extra["nl_mode"] = mode
+        extra, notes["nl_mode"] = non_local_settings(text, file_name, fields["nl_mode"])
     if fields.get("backbone") == "i3d":
         notes["temporal_strides"] = i3d_strides(text, file_name, fields["inflate"])
-    return {
-        "tsm": any(re.search(r"\.conv1\.conv\.net\.weight$", k) for k in tensors),
-        # mmcv scales by 1/√C' only in embedded_gaussian mode (use_scale is ignored by the others).
-        "nl_scale": bool(re.search(r"use_scale\s*=\s*True", text)) and extra.get("nl_mode") == "embedded_gaussian",
-        **extra,
-    }, notes
+    return {"tsm": any(re.search(r"\.conv1\.conv\.net\.weight$", k) for k in tensors), **extra}, notes
+
+
+def non_local_settings(config_text: str, file_name: str, from_keys: str) -> tuple[dict, str]:
+    """({nl_mode, nl_scale}, where the mode came from) of mmcv's NonLocal3d blocks (I3D, TSM, SlowFast)."""
+    mode, note = non_local_mode(config_text, file_name, from_keys)
+    # mmcv scales by 1/√C' only in embedded_gaussian mode (use_scale is ignored by the others).
+    scaled = bool(re.search(r"use_scale\s*=\s*True", config_text)) and mode == "embedded_gaussian"
+    return {"nl_mode": mode, "nl_scale": scaled}, note
 
 
 def non_local_mode(config_text: str, file_name: str, from_keys: str) -> tuple[str, str]:
@@ -232,7 +234,6 @@ def own_layout(tensors: dict[str, torch.Tensor], info: dict, file_name: str) -> 
         alpha = found["fields"]["slowfast_alpha"]
         found.update(rules=slowfast.TO_OURS, trained_frames=slowfast.training_frames(found["kind"], text, file_name, alpha))
         if found["fields"]["block"] == "nl":       # mmcv's NonLocal3d in the Slow pathway: as for I3D
-            mode, found["assumed"]["nl_mode"] = non_local_mode(text, file_name, found["fields"]["nl_mode"])
-            scaled = bool(re.search(r"use_scale\s*=\s*True", text)) and mode == "embedded_gaussian"
-            found["fields"].update(nl_mode=mode, nl_scale=scaled)
+            nl_fields, found["assumed"]["nl_mode"] = non_local_settings(text, file_name, found["fields"]["nl_mode"])
+            found["fields"].update(nl_fields)
     return found
